@@ -1,0 +1,314 @@
+import { STATUS_CODES } from 'node:http'
+import { FaultlineInvalidFaultError, FaultlineDuplicateCodeError } from './errors.js'
+
+/** Extension members a fault carries into its problem details. */
+export type FaultDetails = Record<string, unknown>
+
+export interface FaultOptions<D extends FaultDetails = FaultDetails> {
+  /** The underlying error, kept for logs and `debug` output; never sent to clients otherwise. */
+  cause?: unknown
+  /** Extension members for the problem body (RFC 9457 section 3.2). */
+  details?: D
+  /** Whether `message` is safe to show to clients. Default: `status < 500`. */
+  expose?: boolean
+  /** Whether `details` are safe to show to clients. Default: the fault's `expose`. */
+  exposeDetails?: boolean
+  /** Seconds the client should wait before retrying; sent as `Retry-After`. */
+  retryAfter?: number
+  /** Whether retrying may succeed. Default: the class's, else true for 408, 429, 502, 503, 504. */
+  retryable?: boolean
+}
+
+/** Static shape shared by every fault class (built-in or from `defineFault`). */
+export interface FaultClassInfo {
+  readonly code: string
+  readonly status: number
+  readonly title: string
+  readonly retryable?: boolean | undefined
+  readonly expose?: boolean | undefined
+  /** WebSocket close code for this class, overriding the status mapping. */
+  readonly closeCode?: number | undefined
+}
+
+const RETRYABLE_STATUSES = new Set([408, 429, 502, 503, 504])
+const kFault = Symbol.for('fastify-faultline.fault')
+
+/** Whether a status is one a fault may carry: an integer 400-599. */
+export function isFaultStatus (status: unknown): status is number {
+  return typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599
+}
+
+/** The reason phrase Node knows for a status, or a generic one. */
+export function statusTitle (status: number): string {
+  return STATUS_CODES[status] ?? (status >= 500 ? 'Server Error' : 'Client Error')
+}
+
+/** `Not Found` -> `NOT_FOUND`, `I'm a Teapot` -> `IM_A_TEAPOT`. */
+export function statusCode (status: number): string {
+  return statusTitle(status).toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_|_$/g, '')
+}
+
+/**
+ * The base of the taxonomy. Subclasses set the static `code`, `status` and
+ * `title`; instances copy them so a fault is self-describing in logs and
+ * reporters. Fields are plain assignments (readonly in types only): defining
+ * properties per instance costs microseconds on the error path.
+ */
+export class Fault<D extends FaultDetails = FaultDetails> extends Error {
+  static code = 'INTERNAL'
+  static status = 500
+  static title = 'Internal Server Error'
+  static retryable: boolean | undefined = undefined
+  static expose: boolean | undefined = undefined
+  static closeCode: number | undefined = undefined
+
+  readonly code: string
+  readonly status: number
+  readonly title: string
+  readonly expose: boolean
+  readonly exposeDetails: boolean
+  readonly retryable: boolean
+  readonly retryAfter: number | undefined
+  readonly details: D | undefined
+  declare readonly cause: unknown
+
+  constructor (message?: string, options?: FaultOptions<D>) {
+    const info = new.target as unknown as FaultClassInfo
+    super(message === undefined || message === '' ? info.title : message)
+    this.code = info.code
+    this.status = info.status
+    this.title = info.title
+    if (options === undefined) {
+      this.expose = info.expose ?? info.status < 500
+      this.exposeDetails = this.expose
+      this.retryable = info.retryable ?? RETRYABLE_STATUSES.has(info.status)
+      this.retryAfter = undefined
+      this.details = undefined
+    } else {
+      this.expose = options.expose ?? info.expose ?? info.status < 500
+      this.exposeDetails = options.exposeDetails ?? this.expose
+      this.retryable = options.retryable ?? info.retryable ?? RETRYABLE_STATUSES.has(info.status)
+      this.retryAfter = validRetryAfter(options.retryAfter)
+      this.details = options.details
+      if (options.cause !== undefined) this.cause = options.cause
+    }
+  }
+}
+Object.defineProperty(Fault.prototype, kFault, { value: true })
+Object.defineProperty(Fault.prototype, 'name', { value: 'Fault', writable: true, configurable: true })
+
+function validRetryAfter (value: unknown): number | undefined {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return undefined
+  return Math.ceil(value)
+}
+
+/** A fault class: constructible, with the static taxonomy fields. */
+export type FaultClass<D extends FaultDetails = FaultDetails> = FaultClassInfo & (new (message?: string, options?: FaultOptions<D>) => Fault<D>)
+
+/** Whether `value` is a fault (also one made by another copy of this package). */
+export function isFault (value: unknown): value is Fault {
+  try {
+    return value instanceof Fault || (typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kFault] === true)
+  } catch {
+    return false
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The catalog: every fault class known to the process, by code.
+
+export interface CatalogEntry {
+  readonly code: string
+  readonly status: number
+  readonly title: string
+  readonly name: string
+}
+
+const classesByCode = new Map<string, FaultClass<any>>()
+
+function register (cls: FaultClass<any>): void {
+  const existing = classesByCode.get(cls.code)
+  if (existing !== undefined && existing.status !== cls.status) {
+    throw new FaultlineDuplicateCodeError(cls.code, existing.status, cls.status)
+  }
+  classesByCode.set(cls.code, cls)
+}
+
+/** Every fault class defined so far: the built-ins and every `defineFault`. */
+export function faultCatalog (): CatalogEntry[] {
+  const entries: CatalogEntry[] = []
+  for (const cls of classesByCode.values()) {
+    entries.push({ code: cls.code, status: cls.status, title: cls.title, name: cls.name })
+  }
+  return entries.sort((a, b) => a.status - b.status || (a.code < b.code ? -1 : 1))
+}
+
+/** The class registered for `code`, if any. */
+export function faultClassFor (code: string): FaultClass<any> | undefined {
+  return classesByCode.get(code)
+}
+
+// ---------------------------------------------------------------------------
+// defineFault
+
+export interface DefineFaultOptions {
+  /** Stable machine-readable code, e.g. `PAYMENT_REQUIRED`. */
+  code: string
+  /** HTTP status, 400-599. */
+  status: number
+  /** Short human summary; default: the status's reason phrase. */
+  title?: string
+  /** Class name; default: the code in PascalCase plus `Error`. */
+  name?: string
+  /** Whether retrying may help; default: true for 408, 429, 502, 503, 504. */
+  retryable?: boolean
+  /** Whether messages are safe for clients; default: `status < 500`. */
+  expose?: boolean
+  /** WebSocket close code for this class (1000-4999, never 1004-1006 or 1015). */
+  closeCode?: number
+}
+
+const CODE_PATTERN = /^[^\u0000-\u001f\u007f]{1,200}$/u // eslint-disable-line no-control-regex
+const NAME_PATTERN = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+
+/** Whether `code` is one a WebSocket close frame may carry from a server. */
+export function isSendableCloseCode (code: unknown): code is number {
+  return typeof code === 'number' && Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+      (code >= 3000 && code <= 4999))
+}
+
+function pascal (code: string): string {
+  const words = code.split(/[^A-Za-z0-9]+/).filter(Boolean)
+  const name = words.map(w => w[0]!.toUpperCase() + w.slice(1).toLowerCase()).join('')
+  return /^[A-Za-z]/.test(name) ? name + 'Error' : 'CustomFaultError'
+}
+
+/**
+ * Defines a fault class: a real class (subclassable, `instanceof` works) with
+ * a typed `details` shape.
+ *
+ * ```ts
+ * class PaymentRequiredError extends defineFault<{ invoice: string }>({ code: 'PAYMENT_REQUIRED', status: 402 }) {}
+ * ```
+ */
+export function defineFault<D extends FaultDetails = FaultDetails> (options: DefineFaultOptions): FaultClass<D> {
+  if (options === null || typeof options !== 'object') {
+    throw new FaultlineInvalidFaultError('options must be an object')
+  }
+  const { code, status, title, name, retryable, expose, closeCode } = options
+  if (typeof code !== 'string' || !CODE_PATTERN.test(code)) {
+    throw new FaultlineInvalidFaultError(`code must be a non-empty string of at most 200 printable characters, got ${describe(code)}`)
+  }
+  if (!isFaultStatus(status)) {
+    throw new FaultlineInvalidFaultError(`status must be an integer from 400 to 599, got ${describe(status)}`)
+  }
+  if (title !== undefined && (typeof title !== 'string' || title === '')) {
+    throw new FaultlineInvalidFaultError(`title must be a non-empty string, got ${describe(title)}`)
+  }
+  if (name !== undefined && (typeof name !== 'string' || !NAME_PATTERN.test(name))) {
+    throw new FaultlineInvalidFaultError(`name must be a JavaScript identifier, got ${describe(name)}`)
+  }
+  if (retryable !== undefined && typeof retryable !== 'boolean') {
+    throw new FaultlineInvalidFaultError(`retryable must be a boolean, got ${describe(retryable)}`)
+  }
+  if (expose !== undefined && typeof expose !== 'boolean') {
+    throw new FaultlineInvalidFaultError(`expose must be a boolean, got ${describe(expose)}`)
+  }
+  if (closeCode !== undefined && !isSendableCloseCode(closeCode)) {
+    throw new FaultlineInvalidFaultError(`closeCode must be a sendable WebSocket close code (1000-1014 except 1004-1006, or 3000-4999), got ${describe(closeCode)}`)
+  }
+  const cls = class extends Fault<D> {
+    static override code = code
+    static override status = status
+    static override title = title ?? statusTitle(status)
+    static override retryable = retryable
+    static override expose = expose
+    static override closeCode = closeCode
+  }
+  nameClass(cls, name ?? pascal(code))
+  register(cls)
+  return cls
+}
+
+function nameClass (cls: FaultClass<any>, name: string): void {
+  Object.defineProperty(cls, 'name', { value: name })
+  Object.defineProperty(cls.prototype, 'name', { value: name, writable: true, configurable: true })
+}
+
+/** A short, safe description of any value, for our own error messages. */
+export function describe (value: unknown): string {
+  try {
+    if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 60) + '…' : value)
+    if (typeof value === 'object') return value === null ? 'null' : Array.isArray(value) ? 'an array' : 'an object'
+    if (typeof value === 'function') return 'a function'
+    return String(value)
+  } catch {
+    return 'an unprintable value'
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Built-ins. A built-in's code is its name in upper snake case without `Error`.
+
+function builtin (name: string, status: number, code: string): FaultClass {
+  const cls = class extends Fault {
+    static override code = code
+    static override status = status
+    static override title = statusTitle(status)
+  }
+  nameClass(cls, name)
+  register(cls)
+  return cls
+}
+
+export const BadRequestError = builtin('BadRequestError', 400, 'BAD_REQUEST')
+export const UnauthorizedError = builtin('UnauthorizedError', 401, 'UNAUTHORIZED')
+export const ForbiddenError = builtin('ForbiddenError', 403, 'FORBIDDEN')
+export const NotFoundError = builtin('NotFoundError', 404, 'NOT_FOUND')
+export const MethodNotAllowedError = builtin('MethodNotAllowedError', 405, 'METHOD_NOT_ALLOWED')
+export const NotAcceptableError = builtin('NotAcceptableError', 406, 'NOT_ACCEPTABLE')
+export const RequestTimeoutError = builtin('RequestTimeoutError', 408, 'REQUEST_TIMEOUT')
+export const ConflictError = builtin('ConflictError', 409, 'CONFLICT')
+export const GoneError = builtin('GoneError', 410, 'GONE')
+export const PayloadTooLargeError = builtin('PayloadTooLargeError', 413, 'PAYLOAD_TOO_LARGE')
+export const UnsupportedMediaTypeError = builtin('UnsupportedMediaTypeError', 415, 'UNSUPPORTED_MEDIA_TYPE')
+export const TooManyRequestsError = builtin('TooManyRequestsError', 429, 'TOO_MANY_REQUESTS')
+export const ClientClosedError = builtin('ClientClosedError', 499, 'CLIENT_CLOSED')
+export const InternalError = builtin('InternalError', 500, 'INTERNAL')
+export const NotImplementedError = builtin('NotImplementedError', 501, 'NOT_IMPLEMENTED')
+export const BadGatewayError = builtin('BadGatewayError', 502, 'BAD_GATEWAY')
+export const ServiceUnavailableError = builtin('ServiceUnavailableError', 503, 'SERVICE_UNAVAILABLE')
+export const GatewayTimeoutError = builtin('GatewayTimeoutError', 504, 'GATEWAY_TIMEOUT')
+
+/** One entry of `ValidationError`'s `details.errors`. */
+export interface ValidationIssue {
+  /** JSON pointer into the validated data, e.g. `/name`. */
+  instancePath: string
+  message: string
+  keyword?: string
+  params?: Record<string, unknown>
+}
+
+export interface ValidationDetails extends FaultDetails {
+  errors: ValidationIssue[]
+  /** Which part of the request failed: `body`, `querystring`, `params`, `headers`. */
+  in?: string
+}
+
+/** 400 with the validation entries in `details.errors`. */
+export class ValidationError extends Fault<ValidationDetails> {
+  static override code = 'VALIDATION'
+  static override status = 400
+  static override title = 'Validation Failed'
+}
+nameClass(ValidationError as FaultClass<any>, 'ValidationError')
+register(ValidationError as FaultClass<any>)
+
+/** Status -> the built-in class for it, for adopting foreign errors. */
+export const builtinByStatus: ReadonlyMap<number, FaultClass> = new Map([
+  BadRequestError, UnauthorizedError, ForbiddenError, NotFoundError, MethodNotAllowedError,
+  NotAcceptableError, RequestTimeoutError, ConflictError, GoneError, PayloadTooLargeError,
+  UnsupportedMediaTypeError, TooManyRequestsError, ClientClosedError, InternalError,
+  NotImplementedError, BadGatewayError, ServiceUnavailableError, GatewayTimeoutError
+].map(cls => [cls.status, cls]))

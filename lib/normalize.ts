@@ -1,0 +1,145 @@
+import { types } from 'node:util'
+import {
+  Fault, InternalError, ClientClosedError, ValidationError, builtinByStatus,
+  isFault, isFaultStatus, statusCode, statusTitle,
+  type ValidationIssue
+} from './fault.js'
+
+// Error codes that mean "the peer went away", not "we failed".
+const CLIENT_GONE_CODES = new Set([
+  'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_STREAM_DESTROYED', 'UND_ERR_SOCKET', 'ABORT_ERR'
+])
+
+const MAX_MESSAGE = 8192
+const MAX_VALIDATION_ENTRIES = 100
+
+type Bag = Record<string, unknown>
+
+/**
+ * Adopts anything thrown as a `Fault`. Never throws and never loops, whatever
+ * `value` is: a hostile value (a Proxy, a getter that throws) becomes a plain
+ * `InternalError` that does not keep the value, so nothing downstream (a
+ * logger, a reporter) touches it again.
+ */
+export function toFault (value: unknown): Fault {
+  try {
+    if (typeof value === 'object' && value !== null && types.isProxy(value)) return new InternalError('A Proxy was thrown')
+    if (value instanceof Fault) return value
+    return adopt(value)
+  } catch {
+    return new InternalError('A value was thrown whose properties could not be read')
+  }
+}
+
+function adopt (value: unknown): Fault {
+  if (typeof value !== 'object' || value === null) {
+    if (typeof value === 'function') return new InternalError('A function was thrown')
+    return new InternalError(`A non-error value was thrown: ${preview(value)}`)
+  }
+  if (isFault(value)) return value as Fault
+
+  const err = value as Bag
+  const message = safeMessage(err.message)
+
+  if (isClientGone(err)) {
+    return new ClientClosedError('The client closed the connection', { cause: value })
+  }
+
+  if (Array.isArray(err.validation)) {
+    return new ValidationError(message || undefined, {
+      cause: value,
+      details: {
+        errors: validationIssues(err.validation),
+        ...(typeof err.validationContext === 'string' ? { in: err.validationContext } : {})
+      }
+    })
+  }
+
+  // hapi Boom: the status lives in output.statusCode; Boom hides 5xx messages.
+  if (err.isBoom === true && typeof err.output === 'object' && err.output !== null) {
+    const output = err.output as Bag
+    const status = output.statusCode
+    if (isFaultStatus(status)) {
+      return withStatus(status, message, value, status < 500, retryAfterOf(output.headers))
+    }
+    return new InternalError(message || undefined, { cause: value })
+  }
+
+  // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors.
+  const status = isFaultStatus(err.statusCode) ? err.statusCode : isFaultStatus(err.status) ? err.status : undefined
+  if (status !== undefined) {
+    const expose = typeof err.expose === 'boolean' ? err.expose : status < 500
+    return withStatus(status, message, value, expose, retryAfterOf(err.headers))
+  }
+
+  return new InternalError(message || undefined, { cause: value })
+}
+
+function withStatus (status: number, message: string, cause: unknown, expose: boolean, retryAfter: number | undefined): Fault {
+  const Builtin = builtinByStatus.get(status)
+  const options = { cause, expose, retryAfter }
+  if (Builtin !== undefined) return new Builtin(message || undefined, options)
+  // A status without a built-in class (418, 507, ...): a plain Fault that
+  // carries it, with a code and title derived from the reason phrase.
+  const fault = new Fault(message || statusTitle(status), options) as { -readonly [K in keyof Fault]: Fault[K] }
+  fault.status = status
+  fault.code = statusCode(status)
+  fault.title = statusTitle(status)
+  fault.retryable = status === 408 || status === 429 || status === 502 || status === 503 || status === 504
+  return fault
+}
+
+function isClientGone (err: Bag): boolean {
+  if (err.name === 'AbortError') return true
+  const code = err.code
+  return typeof code === 'string' && CLIENT_GONE_CODES.has(code)
+}
+
+function safeMessage (message: unknown): string {
+  if (typeof message !== 'string') return ''
+  return message.length > MAX_MESSAGE ? message.slice(0, MAX_MESSAGE) + '…' : message
+}
+
+function preview (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 200 ? value.slice(0, 200) + '…' : value)
+  if (typeof value === 'symbol') return value.toString()
+  if (typeof value === 'bigint') return `${value}n`
+  return String(value)
+}
+
+function validationIssues (entries: unknown[]): ValidationIssue[] {
+  const issues: ValidationIssue[] = []
+  for (const entry of entries.slice(0, MAX_VALIDATION_ENTRIES)) {
+    if (typeof entry !== 'object' || entry === null) continue
+    const e = entry as Bag
+    const issue: ValidationIssue = {
+      instancePath: typeof e.instancePath === 'string' ? e.instancePath : typeof e.dataPath === 'string' ? e.dataPath : '',
+      message: typeof e.message === 'string' ? e.message : 'is invalid'
+    }
+    if (typeof e.keyword === 'string') issue.keyword = e.keyword
+    if (typeof e.params === 'object' && e.params !== null && !Array.isArray(e.params)) issue.params = plainParams(e.params as Bag)
+    issues.push(issue)
+  }
+  return issues
+}
+
+// Ajv params are small records of primitives and arrays of strings; keep only
+// those so a hostile entry cannot smuggle a cycle or a BigInt into the body.
+function plainParams (params: Bag): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(params).slice(0, 20)) {
+    const v = params[key]
+    if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) out[key] = v
+    else if (Array.isArray(v)) out[key] = v.filter(x => typeof x === 'string').slice(0, 50)
+  }
+  return out
+}
+
+function retryAfterOf (headers: unknown): number | undefined {
+  if (typeof headers !== 'object' || headers === null) return undefined
+  const h = headers as Bag
+  const raw = h['retry-after'] ?? h['Retry-After']
+  const seconds = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d{1,10}$/.test(raw) ? Number(raw) : undefined
+  return seconds
+}

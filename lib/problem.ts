@@ -1,0 +1,142 @@
+import fastJson from 'fast-json-stringify'
+import type { Fault } from './fault.js'
+
+/** An RFC 9457 problem details object, with faultline's extension members. */
+export interface ProblemDetails {
+  type: string
+  title: string
+  status: number
+  detail: string
+  instance?: string
+  code: string
+  requestId?: string
+  /** Only with `debug: true`. */
+  stack?: string
+  /** Only with `debug: true`: the cause chain, outermost first. */
+  cause?: DebugCause[]
+  [extension: string]: unknown
+}
+
+export interface DebugCause {
+  name: string
+  message: string
+  code?: string
+  stack?: string
+}
+
+export interface ProblemOptions {
+  /** URI reference for this occurrence; faultline uses the request path, without the query. */
+  instance?: string | undefined
+  requestId?: string | undefined
+  /** Prefix for `type`; the fault code is appended in kebab case. Default: `about:blank`. */
+  typeBase?: string | undefined
+  /** Adds the real message, stack and cause chain. Development only. */
+  debug?: boolean | undefined
+}
+
+// Members a fault's details may not overwrite.
+const RESERVED = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'stack', 'cause', '__proto__', 'constructor', 'prototype'])
+const MAX_CAUSES = 10
+
+/**
+ * Fault -> problem details. Redaction lives here: an unexposed fault shows
+ * only its class's title and code, never its message, stack, cause or
+ * details (unless the fault marks its details safe).
+ */
+export function toProblem (fault: Fault, options: ProblemOptions = {}): ProblemDetails {
+  const debug = options.debug === true
+  const problem: ProblemDetails = {
+    type: options.typeBase === undefined ? 'about:blank' : options.typeBase + typeSlug(fault.code),
+    title: fault.title,
+    status: fault.status,
+    detail: debug || fault.expose ? fault.message : fault.title,
+    code: fault.code
+  }
+  if (options.instance !== undefined) problem.instance = options.instance
+  if (options.requestId !== undefined) problem.requestId = options.requestId
+  if (fault.details !== undefined && (debug || fault.exposeDetails)) addDetails(problem, fault.details)
+  if (debug) {
+    if (typeof fault.stack === 'string') problem.stack = fault.stack
+    const chain = causeChain(fault.cause)
+    if (chain.length > 0) problem.cause = chain
+  }
+  return problem
+}
+
+function typeSlug (code: string): string {
+  return encodeURIComponent(code.toLowerCase().replace(/_/g, '-'))
+}
+
+function addDetails (problem: ProblemDetails, details: unknown): void {
+  try {
+    if (typeof details !== 'object' || details === null || Array.isArray(details)) return
+    const copy: Record<string, unknown> = {}
+    for (const key of Object.keys(details)) {
+      if (RESERVED.has(key)) continue
+      copy[key] = (details as Record<string, unknown>)[key]
+    }
+    Object.assign(problem, copy)
+  } catch {
+    // Details whose getters throw are dropped whole: half a details object could mislead.
+  }
+}
+
+/** The cause chain as plain records, bounded and cycle-safe. */
+export function causeChain (cause: unknown): DebugCause[] {
+  const chain: DebugCause[] = []
+  const seen = new Set<unknown>()
+  let current = cause
+  while (current !== undefined && current !== null && chain.length < MAX_CAUSES && !seen.has(current)) {
+    seen.add(current)
+    const entry = describeCause(current)
+    if (entry === undefined) break
+    chain.push(entry.record)
+    current = entry.next
+  }
+  return chain
+}
+
+function describeCause (value: unknown): { record: DebugCause, next: unknown } | undefined {
+  try {
+    if (typeof value !== 'object' && typeof value !== 'function') {
+      return { record: { name: typeof value, message: String(value) }, next: undefined }
+    }
+    const v = value as Record<string, unknown>
+    const record: DebugCause = {
+      name: typeof v.name === 'string' ? v.name : 'Object',
+      message: typeof v.message === 'string' ? v.message : ''
+    }
+    if (typeof v.code === 'string') record.code = v.code
+    if (typeof v.stack === 'string') record.stack = v.stack
+    return { record, next: v.cause }
+  } catch {
+    return undefined
+  }
+}
+
+const stringifyKnown = fastJson({
+  type: 'object',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    instance: { type: 'string' },
+    code: { type: 'string' },
+    requestId: { type: 'string' }
+  },
+  additionalProperties: true
+})
+
+/**
+ * Problem -> one line of JSON. Never throws: extension members that cannot
+ * be serialized (a BigInt, a cycle) are dropped, the standard members stay.
+ */
+export function stringifyProblem (problem: ProblemDetails): string {
+  try {
+    return stringifyKnown(problem)
+  } catch {
+    const { type, title, status, detail, instance, code, requestId } = problem
+    return stringifyKnown({ type, title, status, detail, instance, code, requestId })
+  }
+}

@@ -1,0 +1,170 @@
+import type { Fault } from './fault.js'
+import { causeChain, type DebugCause } from './problem.js'
+
+export type Transport = 'http' | 'stream' | 'sse' | 'websocket' | 'background'
+export type Phase = 'before-response' | 'mid-stream' | 'message' | 'upgrade' | 'after-response'
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
+
+/** The subset of a pino logger the report path uses. */
+export interface FaultLogger {
+  isLevelEnabled?: (level: string) => boolean
+  trace: (obj: object, msg?: string) => void
+  debug: (obj: object, msg?: string) => void
+  info: (obj: object, msg?: string) => void
+  warn: (obj: object, msg?: string) => void
+  error: (obj: object, msg?: string) => void
+  fatal: (obj: object, msg?: string) => void
+}
+
+/** The request-like object a report may carry (a FastifyRequest in practice). */
+export interface ReportRequest {
+  id?: string
+  log?: FaultLogger
+}
+
+export interface FaultContext<R = ReportRequest> {
+  transport: Transport
+  phase: Phase
+  /** The request the fault belongs to, when there is one. */
+  request?: R | undefined
+  /** Extra fields, e.g. `task` for background work. Copied into the log line. */
+  [field: string]: unknown
+}
+
+/** A reporter: `(fault, { transport, phase, request })`. May be async; its failures are logged and ignored. */
+export type FaultReporter<R = any> = (fault: Fault, context: FaultContext<R>) => unknown
+
+/** Log level per class of fault: `4xx`, `5xx`, `clientAbort`, or a fault code. */
+export interface LogLevels {
+  '4xx'?: LogLevel
+  '5xx'?: LogLevel
+  clientAbort?: LogLevel
+  [code: string]: LogLevel | undefined
+}
+
+export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+const CONTEXT_KEYS = new Set(['transport', 'phase', 'request'])
+
+export interface ReportOptions {
+  reporters: readonly FaultReporter[]
+  logLevel?: LogLevels | undefined
+  /** Logger for faults without a request (and for failing reporters of those). */
+  log: FaultLogger
+}
+
+/** The log level for a fault: by code first, then its class. */
+export function levelFor (fault: Fault, levels: LogLevels | undefined): LogLevel {
+  if (levels !== undefined) {
+    const byCode = Object.hasOwn(levels, fault.code) ? levels[fault.code] : undefined
+    if (byCode !== undefined) return byCode
+  }
+  if (fault.status === 499) return levels?.clientAbort ?? 'debug'
+  if (fault.status >= 500) return levels?.['5xx'] ?? 'error'
+  return levels?.['4xx'] ?? 'info'
+}
+
+/** A fault as a log record: plain data, read once, safe for any serializer. */
+export interface SerializedFault {
+  name: string
+  message: string
+  code: string
+  status: number
+  stack?: string
+  cause?: DebugCause[]
+}
+
+// A null prototype makes pino's `err` serializer take `type` from `name`
+// instead of from `constructor.name` ("Object").
+export function serializeFault (fault: Fault, withStack: boolean): SerializedFault {
+  const out: SerializedFault = Object.create(null)
+  out.name = fault.name
+  out.message = fault.message
+  out.code = fault.code
+  out.status = fault.status
+  if (withStack) {
+    if (typeof fault.stack === 'string') out.stack = fault.stack
+    const chain = causeChain(fault.cause)
+    if (chain.length > 0) out.cause = chain
+  }
+  return out
+}
+
+export type Report = <R extends ReportRequest>(fault: Fault, context: FaultContext<R>, original?: unknown) => boolean
+
+/**
+ * The one report path: log the fault once, then hand it to every reporter.
+ * Returns false when this request already reported the same fault (or the
+ * same original value), so a fault seen by two layers is logged once.
+ */
+export function createReport (options: ReportOptions): Report {
+  const { reporters, logLevel } = options
+  const seen = new WeakMap<object, unknown[]>()
+
+  return function report (fault, context, original) {
+    const request = context.request
+    if (request !== undefined && request !== null) {
+      const already = seen.get(request)
+      if (already === undefined) {
+        seen.set(request, original === undefined || original === fault ? [fault] : [fault, original])
+      } else {
+        if (already.includes(fault) || (original !== undefined && already.includes(original))) return false
+        already.push(fault)
+        if (original !== undefined && original !== fault) already.push(original)
+      }
+    }
+    const log = request?.log ?? options.log
+    const level = levelFor(fault, logLevel)
+    if (level !== 'silent' && (log.isLevelEnabled === undefined || log.isLevelEnabled(level))) {
+      log[level](logRecord(fault, context, level), fault.message)
+    }
+    for (const reporter of reporters) callReporter(reporter, fault, context, log)
+    return true
+  }
+}
+
+function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel): Record<string, unknown> {
+  const record: Record<string, unknown> = {
+    fault: { code: fault.code, status: fault.status },
+    transport: context.transport,
+    phase: context.phase,
+    handled: true,
+    // Stacks only where they help: server faults, or a level someone raised.
+    err: serializeFault(fault, fault.status >= 500 || level === 'warn' || level === 'error' || level === 'fatal')
+  }
+  for (const key of Object.keys(context)) {
+    if (!CONTEXT_KEYS.has(key)) record[key] = context[key]
+  }
+  return record
+}
+
+function callReporter (reporter: FaultReporter, fault: Fault, context: FaultContext<any>, log: FaultLogger): void {
+  try {
+    const result = reporter(fault, context)
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+      (result as Promise<unknown>).then(undefined, (err: unknown) => reporterFailed(err, fault, log))
+    }
+  } catch (err) {
+    reporterFailed(err, fault, log)
+  }
+}
+
+function reporterFailed (err: unknown, fault: Fault, log: FaultLogger): void {
+  log.warn({ fault: { code: fault.code, status: fault.status }, reporterError: describeError(err) }, 'faultline: an onFault reporter failed; ignored')
+}
+
+function describeError (err: unknown): { type: string, message: string, stack?: string } {
+  try {
+    if (typeof err === 'object' && err !== null) {
+      const e = err as Record<string, unknown>
+      const out: { type: string, message: string, stack?: string } = {
+        type: typeof e.name === 'string' ? e.name : 'Object',
+        message: typeof e.message === 'string' ? e.message : ''
+      }
+      if (typeof e.stack === 'string') out.stack = e.stack
+      return out
+    }
+    return { type: typeof err, message: String(err) }
+  } catch {
+    return { type: 'unknown', message: 'an unreadable value' }
+  }
+}
