@@ -15,3 +15,11 @@ export type { ProblemDetails, ProblemOptions, DebugCause } from './lib/problem.j
 export type { Transport, Phase, LogLevel, LogLevels, FaultContext, FaultReporter } from './lib/report.js'
 export { faultlineHttp } from './plugins/http.js'
 export type { FaultlineHttpOptions, Faultline, FaultlineReportContext, FaultlineSendContext } from './plugins/http.js'
+export { faultlineStream } from './plugins/stream.js'
+export type { FaultlineStreamOptions, StreamSafeRawOptions, StreamSafeNdjsonOptions } from './plugins/stream.js'
+export type { StreamSource, StreamSourceValue, StreamSafeOptions, StreamFraming, StreamChunk } from './lib/stream-source.js'
+export { faultlineBackground } from './plugins/background.js'
+export type {
+  FaultlineBackgroundOptions, FaultlineBackground, BackgroundTask, BackgroundTaskOptions,
+  BackgroundScheduleOptions, BackgroundStats
+} from './plugins/background.js'

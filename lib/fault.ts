@@ -45,7 +45,7 @@ export function statusTitle (status: number): string {
 
 /** `Not Found` -> `NOT_FOUND`, `I'm a Teapot` -> `IM_A_TEAPOT`. */
 export function statusCode (status: number): string {
-  return statusTitle(status).toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_|_$/g, '')
+  return statusTitle(status).toUpperCase().replace(/'/g, '').replace(/[^A-Z0-9]+/g, '_').replace(/^_|_$/g, '')
 }
 
 /**
@@ -251,11 +251,11 @@ export function describe (value: unknown): string {
 // ---------------------------------------------------------------------------
 // Built-ins. A built-in's code is its name in upper snake case without `Error`.
 
-function builtin (name: string, status: number, code: string): FaultClass {
+function builtin (name: string, status: number, code: string, title = statusTitle(status)): FaultClass {
   const cls = class extends Fault {
     static override code = code
     static override status = status
-    static override title = statusTitle(status)
+    static override title = title
   }
   nameClass(cls, name)
   register(cls)
@@ -274,7 +274,7 @@ export const GoneError = builtin('GoneError', 410, 'GONE')
 export const PayloadTooLargeError = builtin('PayloadTooLargeError', 413, 'PAYLOAD_TOO_LARGE')
 export const UnsupportedMediaTypeError = builtin('UnsupportedMediaTypeError', 415, 'UNSUPPORTED_MEDIA_TYPE')
 export const TooManyRequestsError = builtin('TooManyRequestsError', 429, 'TOO_MANY_REQUESTS')
-export const ClientClosedError = builtin('ClientClosedError', 499, 'CLIENT_CLOSED')
+export const ClientClosedError = builtin('ClientClosedError', 499, 'CLIENT_CLOSED', 'Client Closed Request')
 export const InternalError = builtin('InternalError', 500, 'INTERNAL')
 export const NotImplementedError = builtin('NotImplementedError', 501, 'NOT_IMPLEMENTED')
 export const BadGatewayError = builtin('BadGatewayError', 502, 'BAD_GATEWAY')

@@ -47,7 +47,7 @@ function adopt (value: unknown): Fault {
   }
 
   if (Array.isArray(err.validation)) {
-    return new ValidationError(message || undefined, {
+    return new ValidationError(message, {
       cause: value,
       details: {
         errors: validationIssues(err.validation),
@@ -63,7 +63,7 @@ function adopt (value: unknown): Fault {
     if (isFaultStatus(status)) {
       return withStatus(status, message, value, status < 500, retryAfterOf(output.headers))
     }
-    return new InternalError(message || undefined, { cause: value })
+    return new InternalError(message, { cause: value })
   }
 
   // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors.
@@ -73,13 +73,13 @@ function adopt (value: unknown): Fault {
     return withStatus(status, message, value, expose, retryAfterOf(err.headers))
   }
 
-  return new InternalError(message || undefined, { cause: value })
+  return new InternalError(message, { cause: value })
 }
 
 function withStatus (status: number, message: string, cause: unknown, expose: boolean, retryAfter: number | undefined): Fault {
   const Builtin = builtinByStatus.get(status)
   const options = { cause, expose, retryAfter }
-  if (Builtin !== undefined) return new Builtin(message || undefined, options)
+  if (Builtin !== undefined) return new Builtin(message, options)
   // A status without a built-in class (418, 507, ...): a plain Fault that
   // carries it, with a code and title derived from the reason phrase.
   const fault = new Fault(message || statusTitle(status), options) as { -readonly [K in keyof Fault]: Fault[K] }

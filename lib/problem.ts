@@ -133,10 +133,20 @@ const stringifyKnown = fastJson({
  * be serialized (a BigInt, a cycle) are dropped, the standard members stay.
  */
 export function stringifyProblem (problem: ProblemDetails): string {
+  let json: string
   try {
-    return stringifyKnown(problem)
+    json = stringifyKnown(problem)
   } catch {
     const { type, title, status, detail, instance, code, requestId } = problem
-    return stringifyKnown({ type, title, status, detail, instance, code, requestId })
+    json = stringifyKnown({ type, title, status, detail, instance, code, requestId })
   }
+  // Valid JSON may hold raw U+2028/U+2029; escaped, a record stays one line
+  // for every line splitter and safe to embed in a script.
+  return LINE_SEPARATORS.test(json) ? json.replace(LINE_SEPARATORS_G, escapeSeparator) : json
+}
+
+const LINE_SEPARATORS = /[\u2028\u2029]/
+const LINE_SEPARATORS_G = /[\u2028\u2029]/g
+function escapeSeparator (c: string): string {
+  return c === '\u2028' ? '\\u2028' : '\\u2029'
 }

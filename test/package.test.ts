@@ -1,0 +1,33 @@
+// The published entry points: the built package imports from ESM and loads
+// with require() from CommonJS (Node >= 20.19 loads ESM synchronously).
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+
+t.test('the package manifest', async t => {
+  t.equal(pkg.type, 'module')
+  t.equal(pkg.engines.node, '>=20.19')
+  t.equal(pkg.peerDependencies.fastify, '^5.0.0')
+  t.same(pkg.exports['.'], { types: './dist/index.d.ts', default: './dist/index.js' })
+})
+
+t.test('dist is importable with import and with require()', async t => {
+  t.ok(existsSync(new URL('../dist/index.js', import.meta.url)), 'dist/index.js exists: run `npm run build` (npm test does) before tap')
+  t.ok(existsSync(new URL('../dist/index.d.ts', import.meta.url)), 'dist/index.d.ts exists')
+  const names = ['faultlineHttp', 'NotFoundError', 'defineFault', 'toFault', 'isFault', 'Fault', 'InternalError']
+  const esm = execFileSync(process.execPath, ['--input-type=module', '-e', `
+    const m = await import('fastify-faultline')
+    console.log(JSON.stringify(${JSON.stringify(names)}.map(n => typeof m[n])))
+    console.log(new m.NotFoundError('x').status)
+  `], { cwd: root, encoding: 'utf8' })
+  t.same(esm.trim().split('\n'), [JSON.stringify(names.map(() => 'function')), '404'])
+  const cjs = execFileSync(process.execPath, ['--input-type=commonjs', '--no-warnings', '-e', `
+    const m = require('fastify-faultline')
+    console.log(typeof m.faultlineHttp, new m.NotFoundError('x').code, m.toFault(null).status)
+  `], { cwd: root, encoding: 'utf8' })
+  t.equal(cjs.trim(), 'function NOT_FOUND 500')
+})

@@ -1,0 +1,104 @@
+import t from 'tap'
+import { toProblem, stringifyProblem, NotFoundError, InternalError, ValidationError, defineFault, toFault } from '../index.js'
+import { causeChain } from '../lib/problem.js'
+import { guardProcess } from './helpers/guard.js'
+
+guardProcess(t)
+
+t.test('an exposed fault shows its message and details', async t => {
+  const Pay = defineFault<{ invoice: string }>({ code: 'PROBLEM_PAY', status: 402 })
+  const p = toProblem(new Pay('pay invoice 9', { details: { invoice: 'inv-9' } }), { instance: '/pay', requestId: 'req-1' })
+  t.same(p, {
+    type: 'about:blank',
+    title: 'Payment Required',
+    status: 402,
+    detail: 'pay invoice 9',
+    instance: '/pay',
+    code: 'PROBLEM_PAY',
+    requestId: 'req-1',
+    invoice: 'inv-9'
+  })
+  t.same(Object.keys(toProblem(new NotFoundError())), ['type', 'title', 'status', 'detail', 'code'], 'no instance or requestId unless given')
+})
+
+t.test('typeBase builds the type URI from the code', async t => {
+  t.equal(toProblem(new NotFoundError(), { typeBase: 'https://errors.example.com/' }).type, 'https://errors.example.com/not-found')
+  const Odd = defineFault({ code: 'ODD CODE/ü', status: 400 })
+  t.equal(toProblem(new Odd(), { typeBase: 'urn:x:' }).type, 'urn:x:' + encodeURIComponent('odd code/ü'))
+})
+
+t.test('an unexposed fault shows only its title and code', async t => {
+  const f = new InternalError('db password=hunter2', { details: { query: 'SELECT secret' }, cause: new Error('socket hunter2') })
+  const p = toProblem(f, { requestId: 'r' })
+  t.same(p, { type: 'about:blank', title: 'Internal Server Error', status: 500, detail: 'Internal Server Error', code: 'INTERNAL', requestId: 'r' })
+  t.notMatch(stringifyProblem(p), /hunter2|SELECT|stack/)
+  const safe = toProblem(new InternalError('hidden', { details: { incident: 'abc' }, exposeDetails: true }))
+  t.equal(safe.incident, 'abc', 'details marked safe are shown')
+  t.equal(safe.detail, 'Internal Server Error')
+  const hiddenDetails = toProblem(new NotFoundError('shown', { details: { internal: 1 }, exposeDetails: false }))
+  t.equal(hiddenDetails.internal, undefined)
+  t.equal(hiddenDetails.detail, 'shown')
+})
+
+t.test('details cannot overwrite standard members and hostile details are dropped', async t => {
+  const p = toProblem(new NotFoundError('x', {
+    details: JSON.parse('{"status":200,"type":"evil","title":"t","detail":"d","instance":"i","code":"c","requestId":"r","stack":"s","cause":"c","__proto__":{"polluted":true},"constructor":1,"ok":true}')
+  }), { requestId: 'real' })
+  t.equal(p.status, 404)
+  t.equal(p.type, 'about:blank')
+  t.equal(p.code, 'NOT_FOUND')
+  t.equal(p.requestId, 'real')
+  t.equal(p.ok, true)
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution')
+  t.equal(Object.getPrototypeOf(p), Object.prototype)
+  const getter = Object.defineProperty({ a: 1 }, 'b', { enumerable: true, get () { throw new Error('x') } })
+  t.same(toProblem(new NotFoundError('x', { details: getter })).a, undefined, 'details whose getters throw are dropped whole')
+  t.same(toProblem(new NotFoundError('x', { details: [1, 2] as unknown as Record<string, unknown> })).detail, 'x', 'array details are ignored')
+  t.same(toProblem(new NotFoundError('x', { details: 'str' as unknown as Record<string, unknown> })).detail, 'x')
+})
+
+t.test('debug adds the real message, stack and cause chain', async t => {
+  const root = Object.assign(new Error('root cause'), { code: 'EROOT' })
+  const f = new InternalError('db password=hunter2', { cause: new Error('middle', { cause: root }), details: { q: 1 } })
+  const p = toProblem(f, { debug: true })
+  t.equal(p.detail, 'db password=hunter2')
+  t.match(p.stack, /^InternalError: db password=hunter2/)
+  t.equal(p.q, 1)
+  t.match(p.cause, [{ name: 'Error', message: 'middle' }, { name: 'Error', message: 'root cause', code: 'EROOT' }])
+  t.equal(toProblem(new NotFoundError(), { debug: true }).cause, undefined, 'no cause, no member')
+  const noStack = new NotFoundError()
+  Object.defineProperty(noStack, 'stack', { value: undefined })
+  t.equal(toProblem(noStack, { debug: true }).stack, undefined)
+})
+
+t.test('causeChain is bounded, cycle-safe and survives hostile links', async t => {
+  const a = new Error('a') as Error & { cause?: unknown }
+  const b = new Error('b', { cause: a })
+  a.cause = b
+  t.same(causeChain(a).map(c => c.message), ['a', 'b'], 'a cycle stops')
+  let deep: unknown = 'bottom'
+  for (let i = 0; i < 50; i++) deep = new Error(`e${i}`, { cause: deep })
+  t.equal(causeChain(deep).length, 10, 'bounded')
+  t.same(causeChain('text'), [{ name: 'string', message: 'text' }])
+  t.same(causeChain({ name: 5, message: 6 }), [{ name: 'Object', message: '' }])
+  const hostile = new Proxy({}, { get () { throw new Error('trap') } })
+  t.same(causeChain(new Error('top', { cause: hostile })).map(c => c.message), ['top'], 'stops at a link it cannot read')
+  t.same(causeChain(null), [])
+})
+
+t.test('stringifyProblem: one line of valid JSON, always', async t => {
+  const f = new NotFoundError('line1\r\nline2\u2028\u2029 \ud800 </script> "q" \0', { details: { big: 1n as unknown } })
+  const json = stringifyProblem(toProblem(f))
+  t.notMatch(json, /[\r\n\u2028\u2029]/, 'no raw line breaks of any kind')
+  const parsed = JSON.parse(json)
+  t.equal(parsed.detail, 'line1\r\nline2\u2028\u2029 \ud800 </script> "q" \0', 'round-trips exactly')
+  t.equal(parsed.big, undefined, 'unserializable details are dropped, standard members kept')
+  t.equal(parsed.status, 404)
+  const cyclic: Record<string, unknown> = {}
+  cyclic.self = cyclic
+  const c = JSON.parse(stringifyProblem(toProblem(new NotFoundError('c', { details: { cyclic } }), { requestId: 'r', instance: '/i' })))
+  t.same(c, { type: 'about:blank', title: 'Not Found', status: 404, detail: 'c', instance: '/i', code: 'NOT_FOUND', requestId: 'r' })
+  const validation = toFault(Object.assign(new Error('bad'), { validation: [{ instancePath: '/a', message: 'm' }] }))
+  t.same(JSON.parse(stringifyProblem(toProblem(validation))).errors, [{ instancePath: '/a', message: 'm' }])
+  t.ok(validation instanceof ValidationError)
+})
