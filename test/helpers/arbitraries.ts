@@ -1,0 +1,62 @@
+import fc from 'fast-check'
+
+/** Runs per property: at least 1,000 (the reliability promise), more when asked. */
+export const RUNS = Math.max(1000, Number(process.env.FAULTLINE_FUZZ_RUNS ?? 0))
+
+/** Strings that try to break renderers: line breaks, separators, NUL, markup, lone surrogates. */
+export const nastyString = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 64 }),
+  fc.string({ unit: 'grapheme', maxLength: 64 }),
+  fc.constantFrom(
+    '\r\n', '\n', '\r', '\u2028', '\u2029', '\0', '</script><script>alert(1)</script>', '"\'`',
+    '\ud800', '\udfff', 'event: evil\ndata: x\n\n', 'id: terminal:\r\nretry: 1', 'x\r\nSet-Cookie: a=b',
+    '{"type":"end"}\n', '😀'.repeat(60), 'é'.repeat(100)
+  ),
+  fc.tuple(fc.string({ maxLength: 8 }), fc.constantFrom('\r', '\n', '\r\n', '\u2028', '\0'), fc.string({ maxLength: 8 })).map(([a, b, c]) => a + b + c)
+)
+
+const statusLike = fc.oneof(
+  fc.integer({ min: -1000, max: 1000 }),
+  fc.constantFrom(Number.NaN, Infinity, -0, 404.5, 499, 500, 599, 600, 200),
+  fc.constantFrom('404', '500', 'abc', '', null, undefined, true, {}, []),
+  fc.double()
+)
+
+function throwingGetter (): PropertyDescriptor {
+  return { enumerable: true, get () { throw new Error('getter trap') } }
+}
+
+/** Error-like values with arbitrary fields, including hostile ones. */
+export const errorLike = fc.record({
+  message: fc.oneof(nastyString, fc.constant(undefined), fc.integer()),
+  statusCode: statusLike,
+  status: statusLike,
+  code: fc.oneof(nastyString, fc.constant(undefined), fc.integer()),
+  expose: fc.oneof(fc.boolean(), fc.constant('yes'), fc.constant(undefined)),
+  isError: fc.boolean(),
+  cyclic: fc.boolean(),
+  getterOn: fc.constantFrom(undefined, 'message', 'statusCode', 'status', 'code', 'cause', 'expose'),
+  proxy: fc.boolean(),
+  bigMessage: fc.boolean()
+}).map(spec => {
+  const target: Record<string, unknown> = spec.isError ? new Error() : {}
+  for (const key of ['message', 'statusCode', 'status', 'code', 'expose'] as const) {
+    if (spec[key] !== undefined) Object.defineProperty(target, key, { value: spec[key], enumerable: true, configurable: true, writable: true })
+  }
+  if (spec.bigMessage) target.message = 'm'.repeat(1024 * 1024) + '\ud800'
+  if (spec.cyclic) {
+    const other: Record<string, unknown> = new Error('other')
+    other.cause = target
+    target.cause = other
+  }
+  if (spec.getterOn !== undefined) Object.defineProperty(target, spec.getterOn, throwingGetter())
+  if (spec.proxy) return new Proxy(target, { get () { throw new Error('proxy trap') }, getPrototypeOf () { throw new Error('proxy trap') } })
+  return target
+})
+
+/** Anything a route could throw. */
+export const thrown = fc.oneof(
+  { weight: 3, arbitrary: errorLike },
+  { weight: 2, arbitrary: fc.anything({ withBigInt: true, withBoxedValues: true, withMap: true, withSet: true, withTypedArray: true, withSparseArray: true, withNullPrototype: true }) },
+  { weight: 1, arbitrary: nastyString }
+)
