@@ -27,6 +27,8 @@ export interface FaultContext<R = ReportRequest> {
   phase: Phase
   /** The request the fault belongs to, when there is one. */
   request?: R | undefined
+  /** Log level for this one report, overriding the class's (e.g. expected shutdown faults). */
+  level?: LogLevel | undefined
   /** Extra fields, e.g. `task` for background work. Copied into the log line. */
   [field: string]: unknown
 }
@@ -43,7 +45,7 @@ export interface LogLevels {
 }
 
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
-const CONTEXT_KEYS = new Set(['transport', 'phase', 'request'])
+const CONTEXT_KEYS = new Set(['transport', 'phase', 'request', 'level'])
 
 export interface ReportOptions {
   reporters: readonly FaultReporter[]
@@ -113,7 +115,7 @@ export function createReport (options: ReportOptions): Report {
       }
     }
     const log = request?.log ?? options.log
-    const level = levelFor(fault, logLevel)
+    const level = context.level ?? levelFor(fault, logLevel)
     if (level !== 'silent' && (log.isLevelEnabled === undefined || log.isLevelEnabled(level))) {
       log[level](logRecord(fault, context, level), fault.message)
     }

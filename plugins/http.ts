@@ -13,8 +13,12 @@ export interface FaultlineHttpOptions {
   typeBase?: string
   /** Adds the real message, stack and cause chain to every problem body. Development only. */
   debug?: boolean
-  /** Log level per class of fault (`4xx`, `5xx`, `clientAbort`) or per fault code. */
-  logLevel?: LogLevels
+  /**
+   * Log level per class of fault (`4xx`, `5xx`, `clientAbort`) or per fault code.
+   * Also accepted as `logLevel` when it is an object; the plural name exists
+   * because Fastify's own register options type `logLevel` as a string.
+   */
+  logLevels?: LogLevels
   /** Install a not-found handler that answers with a `NotFoundError` problem. Default: true. */
   notFound?: boolean
 }
@@ -58,9 +62,19 @@ declare module 'fastify' {
 const PLUGIN = 'faultline-http'
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
 
-function validate (opts: FaultlineHttpOptions): FaultReporter[] {
+/** `logLevels`, or DESIGN's `logLevel` when it is an object (a string `logLevel` is Fastify's own register option). */
+function levelsOption (opts: FaultlineHttpOptions & { logLevel?: unknown }): { name: string, value: unknown } {
+  const legacy = opts.logLevel !== null && typeof opts.logLevel === 'object' ? opts.logLevel : undefined
+  if (opts.logLevels !== undefined && legacy !== undefined) {
+    throw new FaultlineInvalidOptionError(PLUGIN, 'logLevel', 'give either logLevels or logLevel, not both')
+  }
+  return opts.logLevels !== undefined ? { name: 'logLevels', value: opts.logLevels } : { name: 'logLevel', value: legacy }
+}
+
+function validate (opts: FaultlineHttpOptions): { reporters: FaultReporter[], logLevels: LogLevels | undefined } {
   if (opts === null || typeof opts !== 'object') throw new FaultlineInvalidOptionError(PLUGIN, 'options', 'must be an object')
-  const { onFault, typeBase, debug, logLevel, notFound } = opts
+  const { onFault, typeBase, debug, notFound } = opts
+  const { name: levelsName, value: logLevel } = levelsOption(opts)
   const reporters = onFault === undefined ? [] : Array.isArray(onFault) ? [...onFault] : [onFault]
   for (const r of reporters) {
     if (typeof r !== 'function') throw new FaultlineInvalidOptionError(PLUGIN, 'onFault', 'must be a function or an array of functions')
@@ -72,15 +86,15 @@ function validate (opts: FaultlineHttpOptions): FaultReporter[] {
   if (notFound !== undefined && typeof notFound !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'notFound', 'must be a boolean')
   if (logLevel !== undefined) {
     if (logLevel === null || typeof logLevel !== 'object' || Array.isArray(logLevel)) {
-      throw new FaultlineInvalidOptionError(PLUGIN, 'logLevel', 'must be an object such as { "4xx": "info", "5xx": "error", clientAbort: "debug" }')
+      throw new FaultlineInvalidOptionError(PLUGIN, levelsName, 'must be an object such as { "4xx": "info", "5xx": "error", clientAbort: "debug" }')
     }
     for (const [key, level] of Object.entries(logLevel)) {
       if (!LOG_LEVELS.includes(level as never)) {
-        throw new FaultlineInvalidOptionError(PLUGIN, `logLevel.${key}`, `must be one of ${LOG_LEVELS.join(', ')}`)
+        throw new FaultlineInvalidOptionError(PLUGIN, `${levelsName}.${key}`, `must be one of ${LOG_LEVELS.join(', ')}`)
       }
     }
   }
-  return reporters
+  return { reporters, logLevels: logLevel as LogLevels | undefined }
 }
 
 /** The request path without its query string: query strings may carry tokens. */
@@ -91,10 +105,10 @@ function instanceOf (request: FastifyRequest): string {
 }
 
 async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOptions): Promise<void> {
-  const reporters = validate(opts)
-  const { typeBase, logLevel } = opts
+  const { reporters, logLevels } = validate(opts)
+  const { typeBase } = opts
   const debug = opts.debug === true
-  const report = createReport({ reporters, logLevel, log: fastify.log })
+  const report = createReport({ reporters, logLevel: logLevels, log: fastify.log })
 
   function problemFor (fault: Fault, request: FastifyRequest | undefined): ProblemDetails {
     return toProblem(fault, {

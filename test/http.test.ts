@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import sensible from '@fastify/sensible'
-import createHttpError from 'http-errors'
+import createHttpErrorTyped from 'http-errors'
 import Boom from '@hapi/boom'
 import {
   faultlineHttp, NotFoundError, InternalError, ServiceUnavailableError, ConflictError,
@@ -9,6 +9,9 @@ import {
 } from '../index.js'
 import { captureLogs } from './helpers/logs.js'
 import { guardProcess } from './helpers/guard.js'
+
+// http-errors accepts a properties object in any position; its types do not say so.
+const createHttpError = createHttpErrorTyped as unknown as (...args: unknown[]) => Error
 import { hostileValues } from './helpers/hostile.js'
 
 guardProcess(t)
@@ -197,7 +200,7 @@ t.test('a reporter that throws or rejects changes nothing for the client', async
 })
 
 t.test('logLevel per class and per code', async t => {
-  const { app, logs } = await build({ logLevel: { '4xx': 'warn', NOT_FOUND: 'silent', '5xx': 'fatal' } })
+  const { app, logs } = await build({ logLevels: { '4xx': 'warn', NOT_FOUND: 'silent', '5xx': 'fatal' } })
   app.get('/nf', async () => { throw new NotFoundError() })
   app.get('/c', async () => { throw new ConflictError() })
   app.get('/e', async () => { throw new Error('x') })
@@ -205,6 +208,20 @@ t.test('logLevel per class and per code', async t => {
   await app.inject('/c')
   await app.inject('/e')
   t.same(logs.faults().map(l => [l.level, (l.fault as { code: string }).code]), [[40, 'CONFLICT'], [60, 'INTERNAL']])
+})
+
+t.test('logLevel as an object is the same option; a string logLevel stays Fastify\'s', async t => {
+  const logs = captureLogs()
+  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
+  await app.register(faultlineHttp, { logLevel: { '4xx': 'warn' } } as unknown as FaultlineHttpOptions)
+  app.get('/', async () => { throw new ConflictError() })
+  await app.inject('/')
+  t.equal(logs.faults()[0]!.level, 40)
+  const plain = Fastify({ logger: { level: 'info', stream: logs.stream } })
+  await plain.register(faultlineHttp, { logLevel: 'error' })
+  plain.get('/', async () => { throw new ConflictError() })
+  await plain.inject('/')
+  t.equal(logs.faults()[1]!.level, 30, 'a string is not a per-fault map')
 })
 
 t.test('debug: true adds the real message, stack and cause chain', async t => {
@@ -267,15 +284,17 @@ t.test('options are validated at register time', async t => {
     [{ typeBase: 5 }, /typeBase/],
     [{ debug: 'yes' }, /debug: must be a boolean/],
     [{ notFound: 1 }, /notFound: must be a boolean/],
-    [{ logLevel: 'info' }, /logLevel: must be an object/],
-    [{ logLevel: null }, /logLevel/],
-    [{ logLevel: ['info'] }, /logLevel/],
-    [{ logLevel: { '4xx': 'loud' } }, /logLevel\.4xx: must be one of trace, debug, info, warn, error, fatal, silent/]
+    [{ logLevels: 'info' }, /logLevels: must be an object/],
+    [{ logLevels: null }, /logLevels/],
+    [{ logLevels: ['info'] }, /logLevels/],
+    [{ logLevels: { '4xx': 'loud' } }, /logLevels\.4xx: must be one of trace, debug, info, warn, error, fatal, silent/],
+    [{ logLevel: { '5xx': 'loud' } }, /logLevel\.5xx: must be one of/],
+    [{ logLevel: { '5xx': 'warn' }, logLevels: { '5xx': 'warn' } }, /either logLevels or logLevel, not both/]
   ]
   for (const [opts, message] of bad) {
-    await t.rejects(async () => { await Fastify().register(faultlineHttp, opts as FaultlineHttpOptions) }, { code: 'FST_FAULTLINE_INVALID_OPTION', message }, JSON.stringify(opts))
+    await t.rejects(async () => { await Fastify().register(faultlineHttp, opts as Record<string, never>) }, { code: 'FST_FAULTLINE_INVALID_OPTION', message }, JSON.stringify(opts))
   }
-  await t.rejects(async () => { await Fastify().register(faultlineHttp, 'x' as unknown as FaultlineHttpOptions) }, { code: 'FST_FAULTLINE_INVALID_OPTION', message: /options: must be an object/ })
+  await t.rejects(async () => { await Fastify().register(faultlineHttp, 'x' as unknown as Record<string, never>) }, { code: 'FST_FAULTLINE_INVALID_OPTION', message: /options: must be an object/ })
 })
 
 t.test('the README example over a real socket', async t => {

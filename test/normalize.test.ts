@@ -1,5 +1,5 @@
 import t from 'tap'
-import createHttpError from 'http-errors'
+import createHttpErrorTyped from 'http-errors'
 import Boom from '@hapi/boom'
 import createError from '@fastify/error'
 import {
@@ -8,6 +8,9 @@ import {
   TooManyRequestsError
 } from '../index.js'
 import { guardProcess } from './helpers/guard.js'
+
+// http-errors accepts a properties object in any position; its types do not say so.
+const createHttpError = createHttpErrorTyped as unknown as (...args: unknown[]) => Error
 import { hostileValues } from './helpers/hostile.js'
 
 guardProcess(t)

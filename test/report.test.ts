@@ -73,6 +73,15 @@ t.test('4xx lines carry no stack; raised levels do', async t => {
   t.equal((plain.entries[0]!.obj.err as { stack?: string }).stack, undefined)
 })
 
+t.test('a report can set its own level (expected faults, e.g. shutdown)', async t => {
+  const log = fakeLogger()
+  const report = createReport({ reporters: [], log })
+  report(new InternalError('going away'), { transport: 'sse', phase: 'mid-stream', level: 'info', reason: 'shutdown' })
+  t.equal(log.entries[0]!.level, 'info')
+  t.notOk('level' in log.entries[0]!.obj, 'the level is not copied as a field (pino owns `level`)')
+  t.equal(log.entries[0]!.obj.reason, 'shutdown')
+})
+
 t.test('builds nothing when the level is off; silent never logs', async t => {
   const log = fakeLogger(level => level !== 'error')
   let called = 0

@@ -44,7 +44,7 @@ t.test('plugin options and the decorator are typed', async t => {
   const app = Fastify()
   await app.register(faultlineHttp, {
     typeBase: 'https://errors.example.com/',
-    logLevel: { '4xx': 'info', '5xx': 'error', clientAbort: 'debug', NOT_FOUND: 'silent' },
+    logLevels: { '4xx': 'info', '5xx': 'error', clientAbort: 'debug', NOT_FOUND: 'silent' },
     onFault: (fault, context) => {
       const transport: Transport = context.transport
       const phase: Phase = context.phase
@@ -63,5 +63,5 @@ t.test('plugin options and the decorator are typed', async t => {
   // @ts-expect-error unknown transports are rejected
   t.ok(() => app.faultline.report(new Error('x'), { transport: 'smtp' }))
   // @ts-expect-error log levels are pino's
-  t.ok(() => app.register(faultlineHttp, { logLevel: { '4xx': 'loud' } }))
+  t.ok(() => app.register(faultlineHttp, { logLevels: { '4xx': 'loud' } }))
 })

@@ -39,13 +39,13 @@ export const errorLike = fc.record({
   proxy: fc.boolean(),
   bigMessage: fc.boolean()
 }).map(spec => {
-  const target: Record<string, unknown> = spec.isError ? new Error() : {}
+  const target = (spec.isError ? new Error() : {}) as unknown as Record<string, unknown>
   for (const key of ['message', 'statusCode', 'status', 'code', 'expose'] as const) {
     if (spec[key] !== undefined) Object.defineProperty(target, key, { value: spec[key], enumerable: true, configurable: true, writable: true })
   }
   if (spec.bigMessage) target.message = 'm'.repeat(1024 * 1024) + '\ud800'
   if (spec.cyclic) {
-    const other: Record<string, unknown> = new Error('other')
+    const other = new Error('other') as unknown as Record<string, unknown>
     other.cause = target
     target.cause = other
   }
