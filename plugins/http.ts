@@ -5,6 +5,7 @@ import { toFault } from '../lib/normalize.js'
 import { toProblem, stringifyProblem, type ProblemDetails } from '../lib/problem.js'
 import { createReport, LOG_LEVELS, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
 import { FaultlineInvalidOptionError } from '../lib/errors.js'
+import { truncateResponse } from '../lib/truncate.js'
 
 export interface FaultlineHttpOptions {
   /** One reporter or many, called as `(fault, { transport, phase, request })` after the fault is logged. */
@@ -132,7 +133,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     report(fault, ctx, err)
     if (headersSent) {
       // The status is gone; the only honest signal left is truncation.
-      reply.raw.destroy()
+      truncateResponse(reply.raw)
       return fault
     }
     const body = stringifyProblem(problemFor(fault, request))

@@ -265,14 +265,38 @@ t.test('sendProblem after the headers went out truncates instead of lying', asyn
   app.get('/late', (_req, reply) => {
     reply.hijack()
     reply.raw.writeHead(200, { 'content-type': 'text/plain' })
-    reply.raw.write('partial', () => { app.faultline.sendProblem(reply, new Error('broke'), { transport: 'stream' }) })
+    reply.raw.write('partial')
+    app.faultline.sendProblem(reply, new Error('broke'), { transport: 'stream' })
+  })
+  app.get('/gone', (_req, reply) => {
+    reply.hijack()
+    reply.raw.writeHead(200, { 'content-type': 'text/plain' })
+    reply.raw.socket!.destroy()
+    app.faultline.sendProblem(reply, new Error('after the socket died'), { transport: 'stream' })
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
-  const res = await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/late`)
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const res = await fetch(`${base}/late`)
   t.equal(res.status, 200)
-  await t.rejects(res.text(), 'the body read fails: truncation is visible')
+  const reader = res.body!.getReader()
+  let received = ''
+  const failure = await (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return undefined
+        received += Buffer.from(value).toString()
+      }
+    } catch (err) {
+      return err
+    }
+  })()
+  t.equal(received, 'partial', 'the bytes written before the fault arrive')
+  t.ok(failure instanceof Error, 'then the body read fails: truncation is visible')
   t.match(logs.faults().at(-1), { transport: 'stream', phase: 'mid-stream', fault: { code: 'INTERNAL' } })
+  await t.rejects(fetch(`${base}/gone`))
+  t.match(logs.faults().at(-1), { msg: 'after the socket died', phase: 'mid-stream' })
 })
 
 t.test('options are validated at register time', async t => {

@@ -1,0 +1,28 @@
+import { FaultlineStreamChunkError } from './stream-errors.js'
+
+// Newline-delimited JSON records for reply.streamSafe(..., { framing: 'ndjson' }).
+// JSON.stringify never emits a raw newline, so each record is exactly one line.
+
+/** The record that ends a stream that succeeded. */
+export const NDJSON_END = '{"type":"end"}\n'
+
+/** One item as a `data` record. Throws FaultlineStreamChunkError when the item cannot be serialized. */
+export function ndjsonData (item: unknown, index: number): string {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(item)
+  } catch (err) {
+    throw new FaultlineStreamChunkError(`ndjson item ${index} cannot be serialized as JSON (${messageOf(err)})`, { cause: err })
+  }
+  // Like JSON arrays: undefined, functions and symbols become null.
+  return '{"type":"data","data":' + (json ?? 'null') + '}\n'
+}
+
+/** The record that ends a stream that failed; `problemJson` is one line of problem details JSON. */
+export function ndjsonError (problemJson: string): string {
+  return '{"type":"error","error":' + problemJson + '}\n'
+}
+
+function messageOf (err: unknown): string {
+  return err instanceof Error ? err.message : 'not serializable'
+}
