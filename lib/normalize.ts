@@ -1,6 +1,6 @@
 import { types } from 'node:util'
 import {
-  Fault, InternalError, ClientClosedError, ValidationError, builtinByStatus,
+  Fault, InternalError, ClientClosedError, ValidationError, PayloadTooLargeError, BadRequestError, builtinByStatus,
   isFault, isFaultStatus, statusCode, statusTitle,
   type ValidationIssue
 } from './fault.js'
@@ -10,6 +10,10 @@ const CLIENT_GONE_CODES = new Set([
   'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE',
   'ERR_STREAM_DESTROYED', 'UND_ERR_SOCKET', 'ABORT_ERR'
 ])
+
+// `ws` protocol errors (it closes the socket itself with 1009 / 1002 / 1007):
+// the peer's fault, 413 for size and 400 otherwise.
+const WS_TOO_BIG_CODES = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'WS_ERR_TOO_MANY_BUFFERED_PARTS'])
 
 const MAX_MESSAGE = 8192
 const MAX_VALIDATION_ENTRIES = 100
@@ -41,6 +45,11 @@ function adopt (value: unknown): Fault {
 
   const err = value as Bag
   const message = safeMessage(err.message)
+
+  if (typeof err.code === 'string' && err.code.startsWith('WS_ERR_')) {
+    const Cls = WS_TOO_BIG_CODES.has(err.code) ? PayloadTooLargeError : BadRequestError
+    return new Cls(`WebSocket protocol error: ${message}`, { cause: value })
+  }
 
   if (isClientGone(err)) {
     return new ClientClosedError('The client closed the connection', { cause: value })

@@ -29,6 +29,11 @@ export interface FaultContext<R = ReportRequest> {
   request?: R | undefined
   /** Log level for this one report, overriding the class's (e.g. expected shutdown faults). */
   level?: LogLevel | undefined
+  /**
+   * `false` reports even if this request already reported the same fault:
+   * for long-lived connections where each message is its own occurrence.
+   */
+  dedupe?: boolean | undefined
   /** Extra fields, e.g. `task` for background work. Copied into the log line. */
   [field: string]: unknown
 }
@@ -45,7 +50,10 @@ export interface LogLevels {
 }
 
 export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
-const CONTEXT_KEYS = new Set(['transport', 'phase', 'request', 'level'])
+const CONTEXT_KEYS = new Set(['transport', 'phase', 'request', 'level', 'dedupe'])
+// Faults remembered per request for dedupe: two layers seeing one fault are
+// adjacent, and a long-lived socket must not grow the list without bound.
+const DEDUPE_WINDOW = 8
 
 export interface ReportOptions {
   reporters: readonly FaultReporter[]
@@ -104,7 +112,7 @@ export function createReport (options: ReportOptions): Report {
 
   return function report (fault, context, original) {
     const request = context.request
-    if (request !== undefined && request !== null) {
+    if (request !== undefined && request !== null && context.dedupe !== false) {
       const already = seen.get(request)
       if (already === undefined) {
         seen.set(request, original === undefined || original === fault ? [fault] : [fault, original])
@@ -112,6 +120,7 @@ export function createReport (options: ReportOptions): Report {
         if (already.includes(fault) || (original !== undefined && already.includes(original))) return false
         already.push(fault)
         if (original !== undefined && original !== fault) already.push(original)
+        if (already.length > DEDUPE_WINDOW) already.splice(0, already.length - DEDUPE_WINDOW)
       }
     }
     const log = request?.log ?? options.log
@@ -129,10 +138,11 @@ function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel): 
     fault: { code: fault.code, status: fault.status },
     transport: context.transport,
     phase: context.phase,
-    handled: true,
-    // Stacks only where they help: server faults, or a level someone raised.
-    err: serializeFault(fault, fault.status >= 500 || level === 'warn' || level === 'error' || level === 'fatal')
+    handled: true
   }
+  // Stacks only where they help: server faults, or a level someone raised.
+  // Other lines say it all in `fault` and `msg`.
+  if (fault.status >= 500 || level === 'warn' || level === 'error' || level === 'fatal') record.err = serializeFault(fault, true)
   for (const key of Object.keys(context)) {
     if (!CONTEXT_KEYS.has(key)) record[key] = context[key]
   }

@@ -76,6 +76,16 @@ t.test('client gone: AbortError and socket resets become 499', async t => {
   t.ok(toFault(Object.assign(new Error('x'), { code: 'ENOENT' })) instanceof InternalError, 'other codes are ours')
 })
 
+t.test('ws protocol errors are the peer\'s fault: 413 for size, 400 otherwise', async t => {
+  const big = toFault(Object.assign(new RangeError('Max payload size exceeded'), { code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' }))
+  t.ok(big instanceof PayloadTooLargeError)
+  t.equal(big.message, 'WebSocket protocol error: Max payload size exceeded')
+  const utf8 = toFault(Object.assign(new Error('invalid UTF-8 sequence'), { code: 'WS_ERR_INVALID_UTF8' }))
+  t.ok(utf8 instanceof BadRequestError)
+  t.equal(utf8.expose, true)
+  t.ok(utf8.cause instanceof Error)
+})
+
 t.test('Fastify validation errors become ValidationError with the entries', async t => {
   const err = Object.assign(new Error('body/name must be string'), {
     statusCode: 400,
