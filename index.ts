@@ -23,3 +23,11 @@ export type {
   FaultlineBackgroundOptions, FaultlineBackground, BackgroundTask, BackgroundTaskOptions,
   BackgroundScheduleOptions, BackgroundStats
 } from './plugins/background.js'
+export { faultlineSse } from './plugins/sse.js'
+export type { FaultlineSseOptions, SseFaultOptions, FaultlineSse } from './plugins/sse.js'
+export { sseFaultEvent, sseJsonEvent, isTerminalFault, isTerminalEventId, terminalEventId, DEFAULT_TERMINAL_ID_PREFIX } from './lib/sse-event.js'
+export type { SseFaultEventOptions, SseEventFields } from './lib/sse-event.js'
+export { faultlineWebsocket } from './plugins/websocket.js'
+export type { FaultlineWebsocketOptions, FaultlineHeartbeatOptions } from './plugins/websocket.js'
+export { closeCodeFor, closeReason, truncateUtf8, defaultCloseCode, SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, MAX_CLOSE_REASON_BYTES } from './lib/close-codes.js'
+export type { CloseCodeMap } from './lib/close-codes.js'

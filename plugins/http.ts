@@ -144,23 +144,25 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     return fault
   }
 
-  const faultline: Faultline = {
-    report (err, context) {
+  // Other faultline plugins add members (background, sse) by declaration
+  // merging and assign them at their own register time.
+  const faultline = {
+    report (err: unknown, context?: FaultlineReportContext): Fault {
       const fault = toFault(err)
       report(fault, { ...context, transport: context?.transport ?? 'http', phase: context?.phase ?? 'before-response', request: context?.request }, err)
       return fault
     },
-    toProblem (err, request) {
+    toProblem (err: unknown, request?: FastifyRequest): ProblemDetails {
       return problemFor(toFault(err), request)
     },
-    problemJson (err, request) {
+    problemJson (err: unknown, request?: FastifyRequest): string {
       return stringifyProblem(problemFor(toFault(err), request))
     },
     sendProblem,
-    get catalog () {
+    get catalog (): CatalogEntry[] {
       return faultCatalog()
     }
-  }
+  } satisfies Pick<Faultline, 'report' | 'toProblem' | 'problemJson' | 'sendProblem' | 'catalog'> as Faultline
 
   fastify.decorate('faultline', faultline)
 

@@ -46,7 +46,7 @@ declare module '@fastify/sse' {
 declare module './http.js' {
   interface Faultline {
     /** Set by `faultlineSse`. */
-    sse?: FaultlineSse
+    sse: FaultlineSse
   }
 }
 

@@ -35,9 +35,9 @@ t.test('client disconnect: stream released, heartbeat cleared, a client abort at
   const base = await listen(app)
   const client = openRaw(base, '/events')
   await until(() => client.text().includes('data: "first"'), 10_000, 'the first event')
-  t.equal(app.faultline.sse?.open, 1)
+  t.equal(app.faultline.sse.open, 1)
   client.socket.destroy()
-  await until(() => app.faultline.sse?.open === 0, 10_000, 'the stream to be released')
+  await until(() => app.faultline.sse.open === 0, 10_000, 'the stream to be released')
   t.equal((sse as unknown as { heartbeatTimer: unknown }).heartbeatTimer, null, 'heartbeat cleared')
   t.same(seen.map(s => [s.fault.code, s.context.transport, s.context.phase]), [['CLIENT_CLOSED', 'sse', 'mid-stream']])
   const line = logs.faults().find(l => (l.fault as { code: string }).code === 'CLIENT_CLOSED')
@@ -66,7 +66,7 @@ t.test('client disconnect while the generator waits between events: its finally 
   const client = openRaw(base, '/events')
   await until(() => client.text().includes('data: "second"') && resume !== undefined, 10_000, 'two events')
   client.socket.destroy()
-  await until(() => app.faultline.sse?.open === 0, 10_000, 'release')
+  await until(() => app.faultline.sse.open === 0, 10_000, 'release')
   resume!()
   await until(() => finallyRan, 10_000, 'the generator finally')
   t.ok(finallyRan)
@@ -103,7 +103,7 @@ t.test('client disconnect while a write waits for drain: the source is still ret
   t.ok(finallyRan)
   t.ok(produced <= before + 1, 'stopped producing')
   t.notOk(logs.lines.some(l => l.level >= 30 && /SSE|stream/i.test(String(l.msg))), 'the disconnect is logged at debug only')
-  t.equal(app.faultline.sse?.open, 0)
+  t.equal(app.faultline.sse.open, 0)
 })
 
 t.test('disconnect with custom iterators: return() missing, throwing or rejecting', async t => {
@@ -133,7 +133,7 @@ t.test('disconnect with custom iterators: return() missing, throwing or rejectin
     t.equal(seen[0]!.fault.code, 'CLIENT_CLOSED', kind)
     if (kind !== 'none') t.match(seen[1], { fault: { code: 'INTERNAL' }, context: { transport: 'sse', phase: 'mid-stream' } }, kind)
   }
-  t.equal(app.faultline.sse?.open, 0)
+  t.equal(app.faultline.sse.open, 0)
 })
 
 t.test('client disconnect before the first event: a client abort before the response', async t => {
@@ -151,7 +151,7 @@ t.test('client disconnect before the first event: a client abort before the resp
   await until(() => seen.length === 1, 10_000, 'the report')
   t.same(seen.map(s => [s.fault.code, s.context.phase]), [['CLIENT_CLOSED', 'before-response']])
   release!()
-  t.equal(app.faultline.sse?.open, 0)
+  t.equal(app.faultline.sse.open, 0)
 })
 
 t.test('fastify.close(): every open stream gets a retryable 503 event and ends; close finishes', async t => {
@@ -182,7 +182,7 @@ t.test('fastify.close(): every open stream gets a retryable 503 event and ends; 
   const b = openRaw(base, '/events')
   const c = openRaw(base, '/iterating')
   await until(() => a.text().includes('data: "open"') && b.text().includes('data: "open"') && c.text().includes('tick'), 10_000, 'the streams')
-  t.equal(app.faultline.sse?.open, 3)
+  t.equal(app.faultline.sse.open, 3)
   await app.close()
   await Promise.all([a.ended, b.ended, c.ended])
   for (const client of [a, b, c]) {
@@ -196,7 +196,7 @@ t.test('fastify.close(): every open stream gets a retryable 503 event and ends; 
   }
   waiting?.()
   t.equal(seen.filter(s => s.fault.code === 'SERVICE_UNAVAILABLE' && s.context.reason === 'shutdown' && s.context.level === 'info' && s.context.transport === 'sse').length, 3)
-  t.equal(app.faultline.sse?.open, 0)
+  t.equal(app.faultline.sse.open, 0)
 })
 
 t.test('fastify.close() with a stream still before its first event, and one already ending', async t => {
@@ -247,7 +247,7 @@ t.test('fastify.close() with no open streams', async t => {
   const { app, seen } = await buildSseApp(t)
   app.get('/events', { sse: true }, async (request, reply) => { await reply.sse.send({ data: 'x' }) })
   await app.inject({ url: '/events', headers: { accept: 'text/event-stream' } })
-  await until(() => app.faultline.sse?.open === 0, 10_000, 'the injected stream to be released')
+  await until(() => app.faultline.sse.open === 0, 10_000, 'the injected stream to be released')
   await app.close()
   t.same(seen, [], 'nothing to end, nothing reported')
 })

@@ -28,7 +28,7 @@ t.test('options, decorators and helpers are typed', async t => {
   await app.register(faultlineHttp)
   await app.register(faultlineSse, opts)
   const sse: FaultlineSse | undefined = app.faultline.sse
-  const open: number | undefined = app.faultline.sse?.open
+  const open: number | undefined = app.faultline.sse.open
   t.equal(open, 0)
   t.ok(sse)
   if (sse !== undefined) {

@@ -175,7 +175,7 @@ t.test('registration', async t => {
     const headers = { accept: 'text/event-stream' }
     const resA = await fetch(base + '/a', { signal: a.signal, headers })
     const resB = await fetch(base + '/b', { signal: b.signal, headers })
-    t.equal(app.faultline.sse?.open, 2)
+    t.equal(app.faultline.sse.open, 2)
     // A heartbeat comment shows `sse` reached @fastify/sse.
     const reader = resA.body!.getReader()
     let text = ''
@@ -187,7 +187,7 @@ t.test('registration', async t => {
     a.abort()
     b.abort()
     await resB.body?.cancel().catch(() => {})
-    await until(() => app.faultline.sse?.open === 0, 10_000, 'streams to close')
+    await until(() => app.faultline.sse.open === 0, 10_000, 'streams to close')
   })
 })
 

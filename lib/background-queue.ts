@@ -1,0 +1,309 @@
+import { GatewayTimeoutError, ServiceUnavailableError, type Fault } from './fault.js'
+
+// The bounded task queue behind `reply.background()`. Pure: no Fastify
+// state, only timers and AbortControllers. Tasks are grouped in lanes (one
+// per request): a lane is gated until its response has been sent, runs its
+// tasks one after another in scheduling order, and lanes share a global
+// concurrency limit. Every task counts as pending from the moment it is
+// accepted, so `idle()` also waits for tasks whose response is still going out.
+
+/** A background task: receives a signal that aborts on its timeout or on shutdown. */
+export type BackgroundTaskFn = (signal: AbortSignal) => unknown
+
+/** Why a task did not complete normally. */
+export type TaskOutcome =
+  /** It threw or rejected. */
+  | 'failed'
+  /** It ran past its `timeout`; its signal was aborted. */
+  | 'timed-out'
+  /** It was running at shutdown when the grace period ran out; its signal was aborted. */
+  | 'cut-short'
+  /** It was accepted but had not started when the grace period ran out. */
+  | 'not-started'
+  /** It was refused at scheduling time: the queue was full or shutting down. */
+  | 'refused'
+
+export interface QueuedTask<C> {
+  readonly fn: BackgroundTaskFn
+  readonly name: string
+  readonly timeout: number | undefined
+  /** What the task belongs to (the request, for the plugin). */
+  readonly context: C
+}
+
+export interface TaskQueueOptions<C> {
+  /** Tasks running at once, over all lanes. */
+  concurrency: number
+  /** Accepted tasks not started yet (gated or waiting for a slot), over all lanes. */
+  maxQueued: number
+  /** Called once per task that did not complete normally; the error is a fault for every outcome but `failed`. */
+  onFailure: (error: unknown, task: QueuedTask<C>, outcome: TaskOutcome) => void
+}
+
+/** What `push` did with a task. */
+export type PushResult = 'accepted' | 'refused' | 'skipped'
+
+export interface QueueStats {
+  /** Accepted and not settled: gated, queued or running. */
+  pending: number
+  /** Accepted and not started: gated (response not sent yet) or waiting for a slot. */
+  queued: number
+  running: number
+}
+
+/** A FIFO with O(1) push and shift: `Array#shift` is O(n) on long queues. */
+class Fifo<T> {
+  private head: { value: T, next: unknown } | undefined = undefined
+  private tail: { value: T, next: unknown } | undefined = undefined
+  size = 0
+
+  push (value: T): void {
+    const node = { value, next: undefined }
+    if (this.tail === undefined) this.head = node
+    else this.tail.next = node
+    this.tail = node
+    this.size++
+  }
+
+  /** Empties the FIFO, returning what it held in order. */
+  drain (): T[] {
+    const out: T[] = []
+    while (this.size > 0) out.push(this.shift())
+    return out
+  }
+
+  /** Only called when `size > 0`. */
+  shift (): T {
+    const node = this.head!
+    this.head = node.next as typeof node | undefined
+    if (this.head === undefined) this.tail = undefined
+    this.size--
+    return node.value
+  }
+}
+
+type LaneState = 'gated' | 'open' | 'dropped'
+
+/** The tasks of one request. Create with `TaskQueue#lane`. */
+export class TaskLane<C> {
+  state: LaneState = 'gated'
+  running = false
+  /** Why the lane was dropped, for the caller's logs. */
+  dropReason: string | undefined = undefined
+  readonly tasks = new Fifo<QueuedTask<C>>()
+  constructor (readonly context: C) {}
+}
+
+interface Running<C> {
+  readonly task: QueuedTask<C>
+  readonly lane: TaskLane<C>
+  /** Only for tasks that declare the signal parameter (see `start`). */
+  readonly controller: AbortController | undefined
+  timer: ReturnType<typeof setTimeout> | undefined
+  settled: boolean
+}
+
+const NEVER_ABORTED = new AbortController().signal
+
+/** The fault a timed-out task is reported with; also its signal's abort reason. */
+export function taskTimedOut (name: string, ms: number): Fault {
+  return new GatewayTimeoutError(`Background task "${name}" timed out after ${ms} ms`)
+}
+
+export class TaskQueue<C> {
+  private readonly concurrency: number
+  private readonly maxQueued: number
+  private readonly onFailure: TaskQueueOptions<C>['onFailure']
+  private readonly ready = new Fifo<TaskLane<C>>()
+  private readonly active = new Set<Running<C>>()
+  /** Lanes holding tasks not started yet, so shutdown can find them. */
+  private readonly waitingLanes = new Set<TaskLane<C>>()
+  private idleWaiters: Array<() => void> = []
+  private pending = 0
+  private queued = 0
+  private accepting = true
+  private stopped = false
+  private pumpScheduled = false
+
+  constructor (options: TaskQueueOptions<C>) {
+    this.concurrency = options.concurrency
+    this.maxQueued = options.maxQueued
+    this.onFailure = options.onFailure
+  }
+
+  /** A new lane, gated until `open`. */
+  lane (context: C): TaskLane<C> {
+    return new TaskLane(context)
+  }
+
+  /** Accepts a task into `lane`, unless the lane was dropped, the queue is full or it is shutting down. */
+  push (lane: TaskLane<C>, fn: BackgroundTaskFn, name: string, timeout: number | undefined): PushResult {
+    const task: QueuedTask<C> = { fn, name, timeout, context: lane.context }
+    if (!this.accepting) {
+      this.fail(new ServiceUnavailableError(`Background task "${name}" refused: the server is shutting down`), task, 'refused')
+      return 'refused'
+    }
+    if (lane.state === 'dropped') return 'skipped'
+    if (this.queued >= this.maxQueued) {
+      this.fail(new ServiceUnavailableError(`Background task "${name}" refused: the queue is full (maxQueued ${this.maxQueued})`), task, 'refused')
+      return 'refused'
+    }
+    lane.tasks.push(task)
+    this.waitingLanes.add(lane)
+    this.pending++
+    this.queued++
+    if (lane.state === 'open' && !lane.running && lane.tasks.size === 1) this.makeReady(lane)
+    return 'accepted'
+  }
+
+  /** The lane's response has been sent: its tasks may start. */
+  open (lane: TaskLane<C>): void {
+    if (lane.state !== 'gated') return
+    lane.state = 'open'
+    if (lane.tasks.size > 0) this.makeReady(lane)
+  }
+
+  /** Discards the lane's tasks without running them (the route failed). Returns how many. */
+  drop (lane: TaskLane<C>, reason: string): number {
+    const count = this.discard(lane, reason).length
+    this.checkIdle()
+    return count
+  }
+
+  private discard (lane: TaskLane<C>, reason: string): Array<QueuedTask<C>> {
+    if (lane.state === 'dropped') return []
+    lane.state = 'dropped'
+    lane.dropReason = reason
+    const tasks = lane.tasks.drain()
+    this.waitingLanes.delete(lane)
+    this.pending -= tasks.length
+    this.queued -= tasks.length
+    return tasks
+  }
+
+  /** Resolves once every accepted task has settled. */
+  idle (): Promise<void> {
+    if (this.pending === 0) return Promise.resolve()
+    return new Promise(resolve => { this.idleWaiters.push(resolve) })
+  }
+
+  stats (): QueueStats {
+    return { pending: this.pending, queued: this.queued, running: this.active.size }
+  }
+
+  /** From now on, new tasks are refused; accepted ones still run. */
+  stopAccepting (): void {
+    this.accepting = false
+  }
+
+  /**
+   * Refuses new tasks, waits up to `graceMs` for the accepted ones, then
+   * aborts those still running and discards those not started, reporting
+   * each as cut short. Never rejects.
+   */
+  async shutdown (graceMs: number): Promise<void> {
+    this.accepting = false
+    if (this.pending > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([
+        this.idle(),
+        new Promise<void>(resolve => { timer = setTimeout(resolve, graceMs) })
+      ])
+      clearTimeout(timer)
+    }
+    if (this.pending === 0) return
+    this.stopped = true
+    for (const run of [...this.active]) {
+      const fault = new ServiceUnavailableError(`Background task "${run.task.name}" was cut short by server shutdown`)
+      run.controller?.abort(fault)
+      this.settle(run, fault, 'cut-short')
+    }
+    for (const lane of [...this.waitingLanes]) {
+      for (const task of this.discard(lane, 'shutdown')) {
+        this.fail(new ServiceUnavailableError(`Background task "${task.name}" was not started before server shutdown`), task, 'not-started')
+      }
+    }
+    this.checkIdle()
+  }
+
+  private makeReady (lane: TaskLane<C>): void {
+    this.ready.push(lane)
+    // Start on a later turn: the code that sent the response (and its
+    // completion log) runs first, and a burst of opens is started in one go.
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true
+      setImmediate(() => {
+        this.pumpScheduled = false
+        this.pump()
+      })
+    }
+  }
+
+  private pump (): void {
+    while (!this.stopped && this.active.size < this.concurrency && this.ready.size > 0) {
+      const lane = this.ready.shift()
+      // A lane dropped or emptied at shutdown while it waited in `ready`.
+      if (lane.state !== 'open' || lane.tasks.size === 0) continue
+      this.start(lane)
+    }
+  }
+
+  private start (lane: TaskLane<C>): void {
+    const task = lane.tasks.shift()
+    if (lane.tasks.size === 0) this.waitingLanes.delete(lane)
+    this.queued--
+    lane.running = true
+    // Reading `controller.signal` builds an EventTarget: about 5 µs, most of
+    // a task's cost. A task declared without parameters cannot see its
+    // signal, so it gets a shared one that never aborts.
+    const controller = task.fn.length > 0 ? new AbortController() : undefined
+    const signal = controller === undefined ? NEVER_ABORTED : controller.signal
+    const run: Running<C> = { task, lane, controller, timer: undefined, settled: false }
+    this.active.add(run)
+    if (task.timeout !== undefined) {
+      const ms = task.timeout
+      run.timer = setTimeout(() => {
+        const fault = taskTimedOut(task.name, ms)
+        run.controller?.abort(fault)
+        this.settle(run, fault, 'timed-out')
+      }, ms)
+    }
+    // The executor turns a synchronous throw into a rejection, and resolving
+    // with a thenable adopts it (a hostile `then` getter rejects, never throws).
+    new Promise(resolve => { resolve(task.fn(signal)) }).then(
+      () => { this.settle(run, undefined, undefined) },
+      (err: unknown) => { this.settle(run, err, 'failed') }
+    )
+  }
+
+  /** Ends a running task once: whatever comes first of its result, its timeout, shutdown. Later outcomes are ignored. */
+  private settle (run: Running<C>, error: unknown, outcome: TaskOutcome | undefined): void {
+    if (run.settled) return
+    run.settled = true
+    clearTimeout(run.timer)
+    this.active.delete(run)
+    this.pending--
+    const lane = run.lane
+    lane.running = false
+    if (outcome !== undefined) this.fail(error, run.task, outcome)
+    if (lane.state === 'open' && lane.tasks.size > 0) this.ready.push(lane)
+    this.pump()
+    this.checkIdle()
+  }
+
+  private fail (error: unknown, task: QueuedTask<C>, outcome: TaskOutcome): void {
+    try {
+      this.onFailure(error, task, outcome)
+    } catch {
+      // The report path does not throw; if a custom onFailure does, the
+      // queue must still move on rather than stall or reject.
+    }
+  }
+
+  private checkIdle (): void {
+    if (this.pending !== 0 || this.idleWaiters.length === 0) return
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+}

@@ -1,0 +1,228 @@
+import t from 'tap'
+import { TaskQueue, taskTimedOut, type QueuedTask, type TaskOutcome } from '../lib/background-queue.js'
+import { FaultlineInvalidTaskError } from '../lib/background-errors.js'
+import { isFault } from '../index.js'
+import { guardProcess } from './helpers/guard.js'
+
+guardProcess(t)
+
+type Failure = [string, TaskOutcome, unknown]
+
+function queue (concurrency = 2, maxQueued = 100): { q: TaskQueue<string>, failures: Failure[] } {
+  const failures: Failure[] = []
+  const q = new TaskQueue<string>({
+    concurrency,
+    maxQueued,
+    onFailure (error, task: QueuedTask<string>, outcome) { failures.push([task.name, outcome, error]) }
+  })
+  return { q, failures }
+}
+
+function deferred (): { promise: Promise<void>, resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>(_resolve => { resolve = _resolve })
+  return { promise, resolve }
+}
+
+t.test('a gated lane holds its tasks until opened; idle() counts them from acceptance', async t => {
+  const { q } = queue()
+  const lane = q.lane('req-1')
+  let ran = 0
+  t.equal(q.push(lane, () => { ran++ }, 'a', undefined), 'accepted')
+  t.same(q.stats(), { pending: 1, queued: 1, running: 0 })
+  let idle = false
+  const waiting = q.idle().then(() => { idle = true })
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(ran, 0, 'not started while gated')
+  t.equal(idle, false)
+  q.open(lane)
+  q.open(lane) // opening twice is harmless
+  await waiting
+  t.equal(ran, 1)
+  t.same(q.stats(), { pending: 0, queued: 0, running: 0 })
+})
+
+t.test('lanes run their tasks in order, one at a time; lanes share the concurrency limit', async t => {
+  const { q } = queue(2)
+  const log: string[] = []
+  const hold = deferred()
+  let peak = 0
+  const track = (label: string, wait?: Promise<void>) => async () => {
+    log.push(`${label}:start`)
+    peak = Math.max(peak, q.stats().running)
+    await wait
+    log.push(`${label}:end`)
+  }
+  const a = q.lane('a')
+  const b = q.lane('b')
+  const c = q.lane('c')
+  q.open(a); q.open(b); q.open(c)
+  q.push(a, track('a1', hold.promise), 'a1', undefined)
+  q.push(a, track('a2'), 'a2', undefined)
+  q.push(b, track('b1', hold.promise), 'b1', undefined)
+  q.push(c, track('c1'), 'c1', undefined)
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(log, ['a1:start', 'b1:start'], 'two slots, the first task of each of two lanes')
+  hold.resolve()
+  await q.idle()
+  t.equal(peak, 2)
+  t.ok(log.indexOf('a1:end') < log.indexOf('a2:start'), 'a2 waits for a1')
+  t.same(log.filter(x => x.startsWith('a')), ['a1:start', 'a1:end', 'a2:start', 'a2:end'])
+})
+
+t.test('pushing into an open, idle lane starts it; a busy lane queues behind its running task', async t => {
+  const { q } = queue(1)
+  const lane = q.lane('x')
+  q.open(lane)
+  const order: string[] = []
+  q.push(lane, async () => { order.push('1') }, '1', undefined)
+  q.push(lane, () => { order.push('2') }, '2', undefined)
+  await q.idle()
+  q.push(lane, () => { order.push('3') }, '3', undefined)
+  await q.idle()
+  t.same(order, ['1', '2', '3'])
+})
+
+t.test('failures: thrown, rejected, timed out; a failing onFailure does not stall the queue', async t => {
+  const failures: Failure[] = []
+  const q = new TaskQueue<string>({
+    concurrency: 1,
+    maxQueued: 10,
+    onFailure (error, task, outcome) {
+      failures.push([task.name, outcome, error])
+      throw new Error('reporter exploded')
+    }
+  })
+  const lane = q.lane('r')
+  q.open(lane)
+  const boom = new Error('boom')
+  q.push(lane, () => { throw boom }, 'sync', undefined)
+  q.push(lane, async () => { throw boom }, 'async', undefined)
+  let lateRejection = false
+  q.push(lane, signal => new Promise((resolve, reject) => {
+    signal.addEventListener('abort', () => { setImmediate(() => { lateRejection = true; reject(new Error('late')) }) })
+  }), 'slow', 10)
+  let after = false
+  q.push(lane, () => { after = true }, 'after', undefined)
+  await q.idle()
+  t.equal(after, true, 'the queue moved on')
+  t.same(failures.map(f => [f[0], f[1]]), [['sync', 'failed'], ['async', 'failed'], ['slow', 'timed-out']])
+  t.equal(failures[0]![2], boom)
+  t.ok(isFault(failures[2]![2]))
+  t.equal((failures[2]![2] as { code: string }).code, 'GATEWAY_TIMEOUT')
+  await new Promise(resolve => setImmediate(resolve))
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(lateRejection, true)
+  t.equal(failures.length, 3, 'the late rejection after the timeout is ignored')
+})
+
+t.test('maxQueued bounds tasks not started yet, gated ones included', async t => {
+  const { q, failures } = queue(1, 3)
+  const gated = q.lane('gated')
+  t.same([1, 2, 3, 4].map(n => q.push(gated, () => {}, `t${n}`, undefined)), ['accepted', 'accepted', 'accepted', 'refused'])
+  t.same(failures.map(f => [f[0], f[1], (f[2] as { code: string }).code]), [['t4', 'refused', 'SERVICE_UNAVAILABLE']])
+  t.same(q.stats(), { pending: 3, queued: 3, running: 0 })
+  q.open(gated)
+  await q.idle()
+})
+
+t.test('drop discards a lane; later pushes are skipped; an emptied lane left in the ready list is passed over', async t => {
+  const { q, failures } = queue(1)
+  const busy = q.lane('busy')
+  const other = q.lane('other')
+  q.open(busy)
+  q.open(other)
+  const hold = deferred()
+  let otherRan = false
+  q.push(busy, () => hold.promise, 'hold', undefined)
+  await new Promise(resolve => setImmediate(resolve))
+  q.push(other, () => { otherRan = true }, 'o1', undefined) // waits in the ready list
+  t.equal(q.drop(other, 'gone'), 1)
+  t.equal(q.drop(other, 'again'), 0, 'dropping twice drops nothing')
+  t.equal(other.dropReason, 'gone')
+  t.equal(q.push(other, () => {}, 'o2', undefined), 'skipped')
+  q.open(other) // a dropped lane stays dropped
+  hold.resolve()
+  await q.idle()
+  t.equal(otherRan, false)
+  t.same(failures, [])
+})
+
+t.test('shutdown: waits for tasks to settle within the grace period', async t => {
+  const { q, failures } = queue()
+  await q.shutdown(10) // nothing pending: returns at once
+  const { q: q2, failures: f2 } = queue()
+  const lane = q2.lane('l')
+  q2.open(lane)
+  let done = false
+  q2.push(lane, async () => { await new Promise(resolve => setImmediate(resolve)); done = true }, 'quick', undefined)
+  await q2.shutdown(60_000)
+  t.equal(done, true)
+  t.same([...failures, ...f2], [])
+  t.equal(q2.push(lane, () => {}, 'late', undefined), 'refused')
+  t.same(f2.map(f => [f[0], f[1]]), [['late', 'refused']])
+})
+
+t.test('shutdown: after the grace period, aborts running tasks and discards the rest, reporting each', async t => {
+  const { q, failures } = queue(1)
+  const open = q.lane('open')
+  const gated = q.lane('gated')
+  q.open(open)
+  let reason: unknown
+  const started = deferred()
+  q.push(open, signal => {
+    started.resolve()
+    signal.addEventListener('abort', () => { reason = signal.reason })
+    return new Promise(() => {})
+  }, 'stuck', undefined)
+  q.push(open, () => {}, 'next-in-lane', undefined)
+  q.push(gated, () => {}, 'gated', undefined)
+  await started.promise
+  q.stopAccepting()
+  t.equal(q.push(open, () => {}, 'refused', undefined), 'refused')
+  const idle = q.idle()
+  await q.shutdown(5)
+  await idle
+  t.same(failures.map(f => [f[0], f[1]]), [
+    ['refused', 'refused'],
+    ['stuck', 'cut-short'],
+    ['next-in-lane', 'not-started'],
+    ['gated', 'not-started']
+  ])
+  t.equal(reason, failures[1]![2], 'the abort reason is the reported fault')
+  t.same(q.stats(), { pending: 0, queued: 0, running: 0 })
+  q.open(gated) // a response that finishes after shutdown starts nothing
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(q.stats(), { pending: 0, queued: 0, running: 0 })
+})
+
+t.test('a task declared without parameters gets a shared signal that never aborts; timeouts and shutdown still apply', async t => {
+  const { q, failures } = queue(2)
+  const lane = q.lane('l')
+  q.open(lane)
+  const signals: AbortSignal[] = []
+  q.push(lane, function () { signals.push(arguments[0]) }, 'a', undefined)
+  q.push(lane, function () { signals.push(arguments[0]) }, 'b', undefined)
+  q.push(lane, () => new Promise(() => {}), 'no-signal-timeout', 5)
+  await q.idle()
+  t.ok(signals[0] instanceof AbortSignal)
+  t.equal(signals[0], signals[1], 'shared')
+  t.equal(signals[0]!.aborted, false)
+  const other = q.lane('m')
+  q.open(other)
+  const started = deferred()
+  q.push(other, () => { started.resolve(); return new Promise(() => {}) }, 'no-signal-shutdown', undefined)
+  await started.promise
+  await q.shutdown(1)
+  t.same(failures.map(f => [f[0], f[1]]), [['no-signal-timeout', 'timed-out'], ['no-signal-shutdown', 'cut-short']])
+  t.equal(signals[0]!.aborted, false, 'the shared signal is never aborted')
+})
+
+t.test('taskTimedOut and the misuse error', async t => {
+  const fault = taskTimedOut('job', 25)
+  t.equal(fault.status, 504)
+  t.equal(fault.message, 'Background task "job" timed out after 25 ms')
+  const err = new FaultlineInvalidTaskError('task must be a function')
+  t.equal(err.code, 'FST_FAULTLINE_INVALID_TASK')
+  t.ok(err instanceof TypeError)
+})
