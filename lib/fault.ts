@@ -98,7 +98,8 @@ Object.defineProperty(Fault.prototype, kFault, { value: true })
 Object.defineProperty(Fault.prototype, 'name', { value: 'Fault', writable: true, configurable: true })
 
 function validRetryAfter (value: unknown): number | undefined {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return undefined
+  // Above 2^53 a number prints in exponent notation, which is not delay-seconds.
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > Number.MAX_SAFE_INTEGER) return undefined
   return Math.ceil(value)
 }
 
@@ -168,7 +169,8 @@ export interface DefineFaultOptions {
   closeCode?: number
 }
 
-const CODE_PATTERN = /^[^\u0000-\u001f\u007f]{1,200}$/u // eslint-disable-line no-control-regex
+// Printable, at most 200 characters, no lone surrogates (they cannot be URI-encoded).
+const CODE_PATTERN = /^(?!.*\p{Cs})[^\u0000-\u001f\u007f]{1,200}$/u // eslint-disable-line no-control-regex
 const NAME_PATTERN = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 
 /** Whether `code` is one a WebSocket close frame may carry from a server. */

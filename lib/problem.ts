@@ -22,6 +22,8 @@ export interface DebugCause {
   message: string
   code?: string
   stack?: string
+  /** Other own fields (e.g. the headers an http-errors error carries), previewed and bounded. */
+  fields?: Record<string, unknown>
 }
 
 export interface ProblemOptions {
@@ -64,7 +66,12 @@ export function toProblem (fault: Fault, options: ProblemOptions = {}): ProblemD
 }
 
 function typeSlug (code: string): string {
-  return encodeURIComponent(code.toLowerCase().replace(/_/g, '-'))
+  return encodeURIComponent(wellFormed(code.toLowerCase().replace(/_/g, '-')))
+}
+
+/** `encodeURIComponent` throws on lone surrogates: replace them first. */
+export function wellFormed (text: string): string {
+  return text.replace(/\p{Cs}/gu, '\ufffd')
 }
 
 function addDetails (problem: ProblemDetails, details: unknown): void {
@@ -108,9 +115,49 @@ function describeCause (value: unknown): { record: DebugCause, next: unknown } |
     }
     if (typeof v.code === 'string') record.code = v.code
     if (typeof v.stack === 'string') record.stack = v.stack
+    const fields = ownFields(v)
+    if (fields !== undefined) record.fields = fields
     return { record, next: v.cause }
   } catch {
     return undefined
+  }
+}
+
+const DESCRIBED = new Set(['name', 'message', 'code', 'stack', 'cause'])
+const MAX_FIELDS = 20
+const MAX_PREVIEW = 1000
+
+/** A cause's other own fields, each previewed: what a log needs to explain it. */
+function ownFields (value: Record<string, unknown>): Record<string, unknown> | undefined {
+  let fields: Record<string, unknown> | undefined
+  let n = 0
+  for (const key of Object.keys(value)) {
+    if (DESCRIBED.has(key) || key === '__proto__') continue
+    if (n++ === MAX_FIELDS) break
+    fields ??= {}
+    fields[key] = preview(value[key])
+  }
+  return fields
+}
+
+/** A bounded, serializable preview of any value; never throws. */
+export function preview (value: unknown): unknown {
+  try {
+    if (value === null || typeof value === 'number' || typeof value === 'boolean') return value
+    if (typeof value === 'string') return value.length > MAX_PREVIEW ? value.slice(0, MAX_PREVIEW) + '…' : value
+    if (typeof value !== 'object') return String(value)
+    const seen = new WeakSet<object>()
+    const json = JSON.stringify(value, (_key, v: unknown) => {
+      if (typeof v === 'bigint') return `${v}n`
+      if (typeof v === 'object' && v !== null) {
+        if (seen.has(v)) return '[Circular]'
+        seen.add(v)
+      }
+      return v
+    })
+    return json === undefined ? String(json) : json.length > MAX_PREVIEW ? json.slice(0, MAX_PREVIEW) + '…' : json
+  } catch {
+    return '[unreadable]'
   }
 }
 

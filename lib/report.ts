@@ -1,5 +1,5 @@
 import type { Fault } from './fault.js'
-import { causeChain, type DebugCause } from './problem.js'
+import { causeChain, preview, type DebugCause } from './problem.js'
 
 export type Transport = 'http' | 'stream' | 'sse' | 'websocket' | 'background'
 export type Phase = 'before-response' | 'mid-stream' | 'message' | 'upgrade' | 'after-response'
@@ -81,6 +81,8 @@ export interface SerializedFault {
   status: number
   stack?: string
   cause?: DebugCause[]
+  /** The fault's details, previewed (bounded, cycle-safe): the log may hold what the client may not. */
+  details?: unknown
 }
 
 // A null prototype makes pino's `err` serializer take `type` from `name`
@@ -95,6 +97,7 @@ export function serializeFault (fault: Fault, withStack: boolean): SerializedFau
     if (typeof fault.stack === 'string') out.stack = fault.stack
     const chain = causeChain(fault.cause)
     if (chain.length > 0) out.cause = chain
+    if (fault.details !== undefined) out.details = preview(fault.details)
   }
   return out
 }

@@ -1,5 +1,5 @@
 import type { Fault } from './fault.js'
-import { stringifyProblem, type ProblemDetails } from './problem.js'
+import { stringifyProblem, wellFormed, type ProblemDetails } from './problem.js'
 
 // Pure SSE rendering for faults: problem -> the bytes of one error event.
 // Nothing here knows about Fastify; the plugin decides when to write.
@@ -40,7 +40,7 @@ export function isTerminalFault (fault: Pick<Fault, 'status' | 'retryable'>): bo
 
 /** The `id:` of a terminal error event: a prefix plus the URI-encoded fault code, stateless. */
 export function terminalEventId (code: string, prefix: string = DEFAULT_TERMINAL_ID_PREFIX): string {
-  return prefix + encodeURIComponent(code)
+  return prefix + encodeURIComponent(wellFormed(code))
 }
 
 /** Whether a `Last-Event-ID` is one a terminal error event set: the client must stop reconnecting. */

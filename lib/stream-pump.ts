@@ -314,11 +314,21 @@ export class StreamPump {
       return
     }
     const fault = this.host.failAfter(err)
-    if (this.options.framing === 'ndjson') {
-      this.sink.end(ndjsonError(this.host.problemJson(fault)))
+    const record = this.options.framing === 'ndjson' ? this.errorRecord(fault) : undefined
+    if (record !== undefined) {
+      this.sink.end(record)
     } else {
       // The status is gone: truncation (no terminating chunk) is the signal left.
       this.host.truncate()
+    }
+  }
+
+  /** The ndjson error record, or undefined if it cannot be rendered (then: truncation, never a hang). */
+  private errorRecord (fault: Fault): string | undefined {
+    try {
+      return ndjsonError(this.host.problemJson(fault))
+    } catch {
+      return undefined
     }
   }
 

@@ -69,7 +69,7 @@ t.test('constructor options', async t => {
   t.equal(f.retryAfter, 2, 'retryAfter is whole seconds, rounded up')
   t.equal(f.retryable, false)
   t.notOk(Object.hasOwn(new NotFoundError('x', {}), 'cause'), 'no own cause unless given')
-  for (const bad of [-1, Number.NaN, Infinity, '5', null]) {
+  for (const bad of [-1, Number.NaN, Infinity, '5', null, 1e21, Number.MAX_SAFE_INTEGER + 2]) {
     t.equal(new ServiceUnavailableError('x', { retryAfter: bad as number }).retryAfter, undefined, `retryAfter ${String(bad)} is ignored`)
   }
   t.equal(new ServiceUnavailableError('x', {}).retryable, true, 'class default when options omit it')
@@ -128,6 +128,7 @@ t.test('defineFault rejects bad definitions with FST_FAULTLINE_INVALID_FAULT', a
     [{ code: '', status: 400 }, /code must be/],
     [{ code: 'A\nB', status: 400 }, /code must be/],
     [{ code: 'x'.repeat(201), status: 400 }, /code must be/],
+    [{ code: 'LONE_\ud83d', status: 400 }, /code must be/],
     [{ code: 'A', status: 200 }, /status must be an integer from 400 to 599, got 200/],
     [{ code: 'A', status: 600 }, /status must be/],
     [{ code: 'A', status: 404.5 }, /status must be/],

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { toProblem, stringifyProblem, NotFoundError, InternalError, ValidationError, defineFault, toFault } from '../index.js'
-import { causeChain } from '../lib/problem.js'
+import { causeChain, preview, wellFormed } from '../lib/problem.js'
 import { guardProcess } from './helpers/guard.js'
 
 guardProcess(t)
@@ -101,4 +101,35 @@ t.test('stringifyProblem: one line of valid JSON, always', async t => {
   const validation = toFault(Object.assign(new Error('bad'), { validation: [{ instancePath: '/a', message: 'm' }] }))
   t.same(JSON.parse(stringifyProblem(toProblem(validation))).errors, [{ instancePath: '/a', message: 'm' }])
   t.ok(validation instanceof ValidationError)
+})
+
+t.test('causes keep their other fields, previewed, for logs and debug', async t => {
+  const carried = Object.assign(new Error('busy'), { statusCode: 503, headers: { 'x-token': 'abc' } })
+  t.same(causeChain(carried)[0]!.fields, { statusCode: 503, headers: '{"x-token":"abc"}' })
+  t.same(causeChain({ password: 'p' })[0], { name: 'Object', message: '', fields: { password: 'p' } })
+  const many = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`k${i}`, i]))
+  t.equal(Object.keys(causeChain(many)[0]!.fields!).length, 20, 'bounded')
+  t.equal(causeChain(new Error('plain'))[0]!.fields, undefined)
+})
+
+t.test('preview: bounded, serializable, never throws', async t => {
+  t.equal(preview(null), null)
+  t.equal(preview(3), 3)
+  t.equal(preview(true), true)
+  t.equal(preview('s'), 's')
+  t.equal(preview('x'.repeat(2000)), 'x'.repeat(1000) + '…')
+  t.equal(preview(undefined), 'undefined')
+  t.equal(preview(10n), '10')
+  t.equal(preview(Symbol('s')), 'Symbol(s)')
+  const cyclic: Record<string, unknown> = { n: 1n }
+  cyclic.self = cyclic
+  t.equal(preview(cyclic), '{"n":"1n","self":"[Circular]"}')
+  t.equal(preview({ big: 'y'.repeat(2000) }), ('{"big":"' + 'y'.repeat(2000)).slice(0, 1000) + '…')
+  t.equal(preview({ toJSON: () => undefined }), 'undefined')
+  t.equal(preview({ toJSON () { throw new Error('x') } }), '[unreadable]')
+})
+
+t.test('wellFormed replaces lone surrogates only', async t => {
+  t.equal(wellFormed('a\ud800b\udfffc😀'), 'a\ufffdb\ufffdc😀')
+  t.equal(toProblem(new (class extends NotFoundError { static override code = 'LONE_\ud83d' })(), { typeBase: 'x:' }).type, 'x:lone-%EF%BF%BD')
 })

@@ -141,6 +141,13 @@ t.test('a reporter that throws or rejects is logged and ignored', async t => {
   t.equal(warnings[0]!.msg, 'faultline: an onFault reporter failed; ignored')
 })
 
+t.test('a server fault\'s details are in the log (previewed), never only in memory', async t => {
+  const f = new InternalError('x', { details: { connection: 'postgres://u:secret@db' } })
+  t.equal(serializeFault(f, true).details, '{"connection":"postgres://u:secret@db"}')
+  t.equal(serializeFault(new InternalError('x'), true).details, undefined)
+  t.equal(serializeFault(f, false).details, undefined)
+})
+
 t.test('serializeFault', async t => {
   const f = new NotFoundError('x')
   Object.defineProperty(f, 'stack', { value: 42 })

@@ -144,6 +144,17 @@ t.test('drain without backpressure, and a commit that throws', async t => {
   t.equal(b.sink.ended, undefined)
 })
 
+t.test('an ndjson error record that cannot be rendered falls back to truncation, never a hang', async t => {
+  const h = harness({ framing: 'ndjson' })
+  h.pump.start((async function * () { yield { n: 1 }; throw new Error('mid-stream') })())
+  // The renderer breaks only now, after the first record went out.
+  ;(h as unknown as { pump: { host: StreamHost } }).pump.host.problemJson = () => { throw new URIError('URI malformed') }
+  for (let i = 0; i < 10 && h.calls.truncated === 0; i++) await tick()
+  t.equal(h.calls.after.length, 1, 'reported once')
+  t.equal(h.calls.truncated, 1, 'truncated instead')
+  t.equal(h.sink.ended, undefined, 'no clean end')
+})
+
 t.test('a source that opens after the stream ended is stopped at once', async t => {
   let resolveOpen!: (value: unknown) => void
   const open = async (): Promise<unknown> => await new Promise(resolve => { resolveOpen = resolve })

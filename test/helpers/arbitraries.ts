@@ -1,4 +1,6 @@
 import fc from 'fast-check'
+import { defineFault, Fault, statusTitle } from '../../lib/fault.js'
+import { wellFormed } from '../../lib/problem.js'
 
 /** Runs per property: at least 1,000 (the reliability promise), more when asked. */
 export const RUNS = Math.max(1000, Number(process.env.FAULTLINE_FUZZ_RUNS ?? 0))
@@ -60,3 +62,40 @@ export const thrown = fc.oneof(
   { weight: 2, arbitrary: fc.anything({ withBigInt: true, withBoxedValues: true, withMap: true, withSet: true, withTypedArray: true, withSparseArray: true, withNullPrototype: true }) },
   { weight: 1, arbitrary: nastyString }
 )
+
+let definedCount = 0
+// The control characters defineFault refuses in a code.
+const CONTROL = /[\u0000-\u001f\u007f]/g // eslint-disable-line no-control-regex
+
+/**
+ * Faults of user-defined classes: any status, a code as hostile as
+ * `defineFault` accepts (separators, up to 200 characters of 4-byte UTF-8),
+ * or, for a hand-written subclass of `Fault` that skips its checks, a code
+ * with lone surrogates; any message, retryAfter and expose.
+ */
+export const definedFault = fc.record({
+  handWritten: fc.boolean(),
+  code: fc.oneof(nastyString, fc.constant('😀'.repeat(100)), fc.string({ unit: 'grapheme', minLength: 60, maxLength: 200 })),
+  status: fc.integer({ min: 400, max: 599 }),
+  message: nastyString,
+  retryAfter: fc.option(fc.oneof(fc.integer({ min: -10, max: 100_000 }), fc.double())),
+  retryable: fc.option(fc.boolean()),
+  expose: fc.option(fc.boolean())
+}).map(spec => {
+  const raw = `F${definedCount++}_${spec.code.replace(CONTROL, '')}`.slice(0, 200)
+  const Cls = spec.handWritten
+    ? class HandWrittenFault extends Fault {
+      static override code = raw
+      static override status = spec.status
+      static override title = statusTitle(spec.status)
+      static override retryable = spec.retryable ?? undefined
+    }
+    : defineFault({ code: wellFormed(raw), status: spec.status, ...(spec.retryable === null ? {} : { retryable: spec.retryable }) })
+  return new Cls(spec.message, {
+    ...(spec.retryAfter === null ? {} : { retryAfter: spec.retryAfter }),
+    ...(spec.expose === null ? {} : { expose: spec.expose })
+  })
+})
+
+/** Anything thrown, or a defined fault with a hostile code: what a transport must render. */
+export const thrownOrFault = fc.oneof(thrown, definedFault)

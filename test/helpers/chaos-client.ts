@@ -1,0 +1,132 @@
+// Clients that leave at a chosen byte: raw TCP, so the cut is exact (in the
+// request, in the headers, mid-body), with a FIN or a RST.
+import net from 'node:net'
+
+/**
+ * Chaos size per transport: 2,000 (also under CI=true: each run takes a few
+ * seconds on 2 cores), or FAULTLINE_CHAOS, never below 200.
+ */
+export const CHAOS_SIZE = Math.max(200, Number(process.env.FAULTLINE_CHAOS ?? 2000) || 2000)
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same plan, so a failure can be replayed. */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = Math.imul(a ^ (a >>> 15), 1 | a)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export interface Cut {
+  /** Bytes of the request to write before leaving (the whole request when undefined). */
+  requestBytes?: number | undefined
+  /** Bytes of the response to read before leaving (ignored when `requestBytes` cuts the request). */
+  responseBytes: number
+  /** Leave with a RST instead of a FIN. */
+  reset: boolean
+}
+
+/** A random cut: 10% inside the request, the rest at a response byte below `maxResponse`; half of them with a RST. */
+export function randomCut (random: () => number, requestLength: number, maxResponse: number): Cut {
+  const reset = random() < 0.5
+  if (random() < 0.1) return { requestBytes: Math.floor(random() * requestLength), responseBytes: 0, reset }
+  return { responseBytes: Math.floor(random() * maxResponse), reset }
+}
+
+/**
+ * Sends `request` (or the first bytes of it) to `port` and leaves once
+ * `responseBytes` bytes came back, or the response is over (`isEnd`), or at
+ * once when the request is cut.
+ * Resolves with the bytes received; rejects after `ms` (a bound, not a
+ * timing assertion).
+ */
+export function leaveAt (port: number, request: string, cut: Cut, isEnd: (chunk: Buffer) => boolean = isChunkedEnd, ms = 15_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' })
+    let received = 0
+    let done = false
+    const timer = setTimeout(() => { finish(); reject(new Error(`client stuck after ${received} bytes`)) }, ms)
+    function finish (): void {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      if (cut.reset) socket.resetAndDestroy()
+      else socket.destroy()
+    }
+    socket.on('error', () => {})
+    socket.on('close', () => { finish(); resolve(received) })
+    socket.on('connect', () => {
+      if (cut.requestBytes !== undefined) {
+        socket.write(request.slice(0, cut.requestBytes), () => finish())
+        return
+      }
+      socket.write(request)
+      if (cut.responseBytes === 0) finish()
+    })
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      if (received >= cut.responseBytes || isEnd(chunk)) finish()
+    })
+  })
+}
+
+/**
+ * The end of a chunked response: the server may keep the connection open
+ * after it (@fastify/sse sets "Connection: keep-alive" even when asked to close).
+ */
+export function isChunkedEnd (chunk: Buffer): boolean {
+  return chunk.length >= 5 && chunk.toString('latin1', chunk.length - 5) === '0\r\n\r\n'
+}
+
+/**
+ * A WebSocket close frame from the server (opcode 0x88). The handshake is
+ * ASCII and the test's frames carry ASCII text, so the byte appears nowhere
+ * else; the server then waits for a close frame a raw client never sends.
+ */
+export function hasCloseFrame (chunk: Buffer): boolean {
+  return chunk.includes(0x88)
+}
+
+/** Runs `count` jobs, `concurrency` at a time; rejects with the first failure after all settled. */
+export async function runAll (count: number, concurrency: number, job: (i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  const errors: unknown[] = []
+  async function worker (): Promise<void> {
+    while (next < count) {
+      const i = next++
+      await job(i).catch(err => { errors.push(err) })
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  if (errors.length > 0) throw new Error(`${errors.length} of ${count} jobs failed; first: ${String(errors[0])}`)
+}
+
+/** Counts of the process's active resources by type (sockets, timers...). */
+export function resources (): Map<string, number> {
+  const counts = new Map<string, number>()
+  for (const type of process.getActiveResourcesInfo()) counts.set(type, (counts.get(type) ?? 0) + 1)
+  return counts
+}
+
+/** The resource types now above `baseline`, as text; '' when none. */
+export function aboveBaseline (baseline: Map<string, number>): string {
+  const out: string[] = []
+  for (const [type, n] of resources()) {
+    const base = baseline.get(type) ?? 0
+    if (n > base) out.push(`${type}: ${n} > ${base}`)
+  }
+  return out.join(', ')
+}
+
+/** Resolves when `check()` is true, polling; rejects after `ms` with what is still wrong. */
+export async function settle (check: () => string, ms = 20_000): Promise<void> {
+  const start = Date.now()
+  for (;;) {
+    const wrong = check()
+    if (wrong === '') return
+    if (Date.now() - start > ms) throw new Error(`not settled after ${ms} ms: ${wrong}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
