@@ -30,7 +30,15 @@ export function toFault (value: unknown): Fault {
   try {
     if (typeof value === 'object' && value !== null && types.isProxy(value)) return new InternalError('A Proxy was thrown')
     if (value instanceof Fault) return value
-    return adopt(value)
+    // An adopted fault's own frames are faultline's (toFault <- the error
+    // handler): the stack worth logging is the cause's. Skip capturing ours.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      return adopt(value)
+    } finally {
+      Error.stackTraceLimit = limit
+    }
   } catch {
     return new InternalError('A value was thrown whose properties could not be read')
   }

@@ -85,18 +85,43 @@ export interface SerializedFault {
   details?: unknown
 }
 
+function nonEmpty<T> (list: T[]): T[] | undefined {
+  return list.length > 0 ? list : undefined
+}
+
+/** An own enumerable property computed on its first read. */
+function lazy (target: object, key: string, compute: () => unknown): void {
+  Object.defineProperty(target, key, {
+    enumerable: true,
+    configurable: true,
+    get () {
+      const value = compute()
+      Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
+      return value
+    }
+  })
+}
+
 // A null prototype makes pino's `err` serializer take `type` from `name`
 // instead of from `constructor.name` ("Object").
-export function serializeFault (fault: Fault, withStack: boolean): SerializedFault {
+export function serializeFault (fault: Fault, withStack: boolean, lazily = false): SerializedFault {
   const out: SerializedFault = Object.create(null)
   out.name = fault.name
   out.message = fault.message
   out.code = fault.code
   out.status = fault.status
   if (withStack) {
-    if (typeof fault.stack === 'string') out.stack = fault.stack
-    const chain = causeChain(fault.cause)
-    if (chain.length > 0) out.cause = chain
+    if (lazily) {
+      // Formatting stacks is most of the cost of a 5xx log line: leave it
+      // to the first read (pino's err serializer, JSON.stringify), which a
+      // no-op logger never makes.
+      lazy(out, 'stack', () => typeof fault.stack === 'string' ? fault.stack : undefined)
+      if (fault.cause !== undefined) lazy(out, 'cause', () => nonEmpty(causeChain(fault.cause)))
+    } else {
+      if (typeof fault.stack === 'string') out.stack = fault.stack
+      const chain = causeChain(fault.cause)
+      if (chain.length > 0) out.cause = chain
+    }
     if (fault.details !== undefined) out.details = preview(fault.details)
   }
   return out
@@ -129,14 +154,14 @@ export function createReport (options: ReportOptions): Report {
     const log = request?.log ?? options.log
     const level = context.level ?? levelFor(fault, logLevel)
     if (level !== 'silent' && (log.isLevelEnabled === undefined || log.isLevelEnabled(level))) {
-      log[level](logRecord(fault, context, level), fault.message)
+      log[level](logRecord(fault, context, level, log.isLevelEnabled === undefined), fault.message)
     }
     for (const reporter of reporters) callReporter(reporter, fault, context, log)
     return true
   }
 }
 
-function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel): Record<string, unknown> {
+function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel, lazily: boolean): Record<string, unknown> {
   const record: Record<string, unknown> = {
     fault: { code: fault.code, status: fault.status },
     transport: context.transport,
@@ -145,7 +170,7 @@ function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel): 
   }
   // Stacks only where they help: server faults, or a level someone raised.
   // Other lines say it all in `fault` and `msg`.
-  if (fault.status >= 500 || level === 'warn' || level === 'error' || level === 'fatal') record.err = serializeFault(fault, true)
+  if (fault.status >= 500 || level === 'warn' || level === 'error' || level === 'fatal') record.err = serializeFault(fault, true, lazily)
   for (const key of Object.keys(context)) {
     if (!CONTEXT_KEYS.has(key)) record[key] = context[key]
   }

@@ -49,6 +49,16 @@ t.test('hostile values are described, never kept when unsafe to read', async t =
   t.equal(toFault({ message: 7 }).message, 'Internal Server Error', 'a non-string message')
 })
 
+t.test('an adopted fault captures no stack of its own: the cause has the real one', async t => {
+  const limit = Error.stackTraceLimit
+  const cause = new Error('db down')
+  const fault = toFault(cause)
+  t.equal(fault.stack, 'InternalError: db down', "no frames of faultline's own")
+  t.match(cause.stack, /normalize\.test\.ts/, 'the cause keeps its frames')
+  t.equal(Error.stackTraceLimit, limit, 'the limit is restored')
+  t.match(new InternalError('direct').stack, /normalize\.test\.ts/, 'faults created by the app keep their stack')
+})
+
 t.test('faults are returned as they are', async t => {
   const f = new NotFoundError('x')
   t.equal(toFault(f), f)

@@ -148,6 +148,29 @@ t.test('a server fault\'s details are in the log (previewed), never only in memo
   t.equal(serializeFault(f, false).details, undefined)
 })
 
+t.test('a logger without isLevelEnabled (Fastify\'s logger: false) gets stacks computed only when read', async t => {
+  const noCheck = fakeLogger(undefined, false)
+  const report = createReport({ reporters: [], log: noCheck })
+  const cause = new Error('root')
+  report(new InternalError('x', { cause }), { transport: 'http', phase: 'before-response' })
+  const err = noCheck.entries[0]!.obj.err as Record<string, unknown>
+  const descriptor = Object.getOwnPropertyDescriptor(err, 'stack')!
+  t.equal(typeof descriptor.get, 'function', 'not formatted yet')
+  t.match(err.stack, /InternalError: x/, 'computed on first read')
+  t.equal(Object.getOwnPropertyDescriptor(err, 'stack')!.value, err.stack, 'then kept as a plain value')
+  t.match(err.cause, [{ message: 'root' }])
+  t.match(JSON.parse(JSON.stringify(err)), { name: 'InternalError', stack: /InternalError/, cause: [{ message: 'root' }] }, 'serializers see them')
+
+  report(new InternalError('no cause'), { transport: 'http', phase: 'before-response' })
+  t.notOk('cause' in (noCheck.entries[1]!.obj.err as object))
+  const hostile = new InternalError('hostile cause', { cause: new Proxy({}, { get () { throw new Error('trap') } }) })
+  Object.defineProperty(hostile, 'stack', { value: 7 })
+  report(hostile, { transport: 'http', phase: 'before-response' })
+  const hostileErr = noCheck.entries[2]!.obj.err as Record<string, unknown>
+  t.equal(hostileErr.stack, undefined)
+  t.equal(hostileErr.cause, undefined, 'an unreadable chain is no chain')
+})
+
 t.test('serializeFault', async t => {
   const f = new NotFoundError('x')
   Object.defineProperty(f, 'stack', { value: 42 })
