@@ -1,0 +1,24 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { loadPlugins, PLUGIN_ORDER } from './plugins.js'
+import type { PluginName, ServerContext } from './types.js'
+
+/** Bare Fastify with the shared options. */
+export function bareApp (ctx: ServerContext): FastifyInstance {
+  return Fastify(ctx.fastifyOptions)
+}
+
+/**
+ * Fastify with faultline plugins registered in dependency order: `all` is
+ * every plugin found, otherwise the named ones (missing ones are skipped;
+ * cases declare what they require).
+ */
+export async function faultlineApp (ctx: ServerContext, which: 'all' | readonly PluginName[]): Promise<FastifyInstance> {
+  const app = Fastify(ctx.fastifyOptions)
+  const plugins = await loadPlugins()
+  for (const name of PLUGIN_ORDER) {
+    const plugin = plugins[name]
+    if (plugin === undefined || (which !== 'all' && !which.includes(name))) continue
+    await app.register(plugin)
+  }
+  return app
+}

@@ -1,0 +1,70 @@
+import { Server } from './child.js'
+import type { Settings, Variant } from './types.js'
+
+export interface Measured<T> {
+  value: T
+  /** Server CPU time (user + system) spent during the run, in microseconds. */
+  cpu: number
+}
+
+/** Starts servers for a case and runs its load in alternating rounds. */
+export class Harness {
+  readonly caseId: string
+  readonly settings: Settings
+  readonly profileDir: string | undefined
+  private readonly open = new Set<Server>()
+
+  constructor (caseId: string, settings: Settings, profileDir?: string) {
+    this.caseId = caseId
+    this.settings = settings
+    this.profileDir = profileDir
+  }
+
+  log (message: string): void {
+    process.stderr.write(`  ${message}\n`)
+  }
+
+  /** One child server per variant, started together. */
+  async pair (): Promise<Record<Variant, Server>> {
+    const [baseline, faultline] = await Promise.all([this.server('baseline'), this.server('faultline')])
+    return { baseline, faultline }
+  }
+
+  async server (variant: Variant): Promise<Server> {
+    const server = await Server.start({ caseId: this.caseId, variant, settings: this.settings, profileDir: this.profileDir })
+    this.open.add(server)
+    return server
+  }
+
+  async close (server: Server): Promise<void> {
+    this.open.delete(server)
+    await server.close()
+  }
+
+  async closeAll (): Promise<void> {
+    await Promise.all([...this.open].map(s => this.close(s)))
+  }
+
+  /**
+   * One untimed warm-up run per variant (JIT, lazy requires, socket pools),
+   * then `rounds` rounds (default: the settings') of baseline, faultline,
+   * baseline, faultline...: the
+   * machine's drift hits both sides alike. Each run also samples the
+   * server's CPU time, a steadier figure than wall-clock rates.
+   */
+  async alternate<T> (servers: Record<Variant, Server>, once: (server: Server) => Promise<T>, rounds = this.settings.rounds): Promise<Record<Variant, Array<Measured<T>>>> {
+    await once(servers.baseline)
+    await once(servers.faultline)
+    const out: Record<Variant, Array<Measured<T>>> = { baseline: [], faultline: [] }
+    for (let round = 0; round < rounds; round++) {
+      for (const variant of ['baseline', 'faultline'] as const) {
+        const server = servers[variant]
+        const before = await server.cpu()
+        const value = await once(server)
+        const after = await server.cpu()
+        out[variant].push({ value, cpu: after.user - before.user + after.system - before.system })
+      }
+    }
+    return out
+  }
+}
