@@ -6,25 +6,12 @@ import { faultlineWebsocket } from '../plugins/websocket.js'
 import { faultlineSse } from '../plugins/sse.js'
 import type { FaultContext } from '../lib/report.js'
 import { guardProcess } from './helpers/guard.js'
+import { within } from './helpers/within.js'
 import { captureLogs } from './helpers/logs.js'
 
 guardProcess(t)
 
 interface Reported { fault: Fault, ctx: FaultContext<FastifyRequest> }
-
-/** Waits for `promise`, failing the test (not hanging) if it takes absurdly long. */
-async function within<T> (t: Test, promise: Promise<T>, what: string, ms = 15_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const limit = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms) })
-  try {
-    return await Promise.race([promise, limit])
-  } catch (err) {
-    t.fail(String(err))
-    throw err
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 async function build (t: Test): Promise<{ app: FastifyInstance, reports: Reported[], logs: ReturnType<typeof captureLogs> }> {
   const logs = captureLogs()

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream'
 import { faultlineHttp, faultlineBackground, NotFoundError, BadRequestError, type FaultlineBackgroundOptions, type Fault } from '../index.js'
 import type { FaultContext } from '../lib/report.js'
 import { guardProcess } from './helpers/guard.js'
+import { within } from './helpers/within.js'
 import { captureLogs } from './helpers/logs.js'
 
 guardProcess(t)
@@ -14,20 +15,6 @@ function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T) => vo
   let resolve!: (value: T) => void
   const promise = new Promise<T>(_resolve => { resolve = _resolve })
   return { promise, resolve }
-}
-
-/** Waits for `promise`, failing the test (not hanging) if it takes absurdly long. */
-async function within<T> (t: Test, promise: Promise<T>, what: string, ms = 15_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const limit = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms) })
-  try {
-    return await Promise.race([promise, limit])
-  } catch (err) {
-    t.fail(String(err))
-    throw err
-  } finally {
-    clearTimeout(timer)
-  }
 }
 
 async function build (t: Test, opts: FaultlineBackgroundOptions = {}): Promise<{ app: FastifyInstance, logs: ReturnType<typeof captureLogs>, reports: Reported[] }> {

@@ -7,13 +7,13 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import Fastify from 'fastify'
-import WebSocket from 'ws'
 import { request } from 'undici'
 import {
   faultlineHttp, faultlineStream, faultlineSse, faultlineWebsocket,
   Fault, ServiceUnavailableError, ForbiddenError, defineFault, type FaultClass
 } from '../index.js'
 import { guardProcess } from './helpers/guard.js'
+import { observeSocket } from './helpers/ws-observe.js'
 import { wellFormed } from '../lib/problem.js'
 import { nastyString, RUNS } from './helpers/arbitraries.js'
 import { closeProblem, errorEventProblem, errorFrameProblem, ndjsonErrorProblem, problemResponseProblem } from './helpers/chaos-checks.js'
@@ -112,18 +112,9 @@ async function check (base: string, path: string, loneSurrogate: boolean): Promi
   return errorEventProblem(body)
 }
 
-function wsCheck (url: string): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url)
-    const frames: string[] = []
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('timed out waiting for the close')) }, 10_000)
-    ws.on('error', () => {})
-    ws.on('message', data => { frames.push(String(data)) })
-    ws.on('close', (code, reason) => {
-      clearTimeout(timer)
-      resolve(frames.length !== 1 ? `${frames.length} frames` : errorFrameProblem(frames[0]!) ?? closeProblem(code, reason))
-    })
-  })
+async function wsCheck (url: string): Promise<string | undefined> {
+  const { frames, code, reason } = await observeSocket(url)
+  return frames.length !== 1 ? `${frames.length} frames` : errorFrameProblem(frames[0]!) ?? closeProblem(code, reason)
 }
 
 /** A payload as ASCII for a test name: a raw U+2028 would split the TAP line. */

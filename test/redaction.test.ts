@@ -6,13 +6,13 @@
 // work), while the log keeps what an operator needs.
 import t from 'tap'
 import Fastify from 'fastify'
-import WebSocket from 'ws'
 import { request } from 'undici'
 import {
   faultlineHttp, faultlineStream, faultlineSse, faultlineWebsocket, faultlineBackground,
   InternalError, BadGatewayError, defineFault
 } from '../index.js'
 import { guardProcess } from './helpers/guard.js'
+import { observeSocket } from './helpers/ws-observe.js'
 import { captureLogs } from './helpers/logs.js'
 
 guardProcess(t)
@@ -102,16 +102,7 @@ t.test('the log keeps details, a non-Error cause and carried headers of a server
   }
 })
 
-function wsSeen (url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url)
-    const frames: string[] = []
-    const timer = setTimeout(() => { ws.terminate(); reject(new Error('timed out waiting for the close')) }, 10_000)
-    ws.on('error', () => {})
-    ws.on('message', data => { frames.push(String(data)) })
-    ws.on('close', (code, reason) => {
-      clearTimeout(timer)
-      resolve(`${code} ${reason.toString('utf8')}\n${frames.join('\n')}`)
-    })
-  })
+async function wsSeen (url: string): Promise<string> {
+  const { frames, code, reason } = await observeSocket(url)
+  return `${code} ${reason.toString('utf8')}\n${frames.join('\n')}`
 }
