@@ -138,12 +138,13 @@ export class TaskQueue<C> {
 
   /** Accepts a task into `lane`, unless the lane was dropped, the queue is full or it is shutting down. */
   push (lane: TaskLane<C>, fn: BackgroundTaskFn, name: string, timeout: number | undefined): PushResult {
+    // A dropped lane's tasks would never run, shutting down or not.
+    if (lane.state === 'dropped') return 'skipped'
     const task: QueuedTask<C> = { fn, name, timeout, context: lane.context }
     if (!this.accepting) {
       this.fail(new ServiceUnavailableError(`Background task "${name}" refused: the server is shutting down`), task, 'refused')
       return 'refused'
     }
-    if (lane.state === 'dropped') return 'skipped'
     if (this.queued >= this.maxQueued) {
       this.fail(new ServiceUnavailableError(`Background task "${name}" refused: the queue is full (maxQueued ${this.maxQueued})`), task, 'refused')
       return 'refused'

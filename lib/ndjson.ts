@@ -1,4 +1,5 @@
 import { FaultlineStreamChunkError } from './stream-errors.js'
+import { errorRecord } from './problem.js'
 
 // Newline-delimited JSON records for reply.streamSafe(..., { framing: 'ndjson' }).
 // JSON.stringify never emits a raw newline, so each record is exactly one line.
@@ -20,7 +21,7 @@ export function ndjsonData (item: unknown, index: number): string {
 
 /** The record that ends a stream that failed; `problemJson` is one line of problem details JSON. */
 export function ndjsonError (problemJson: string): string {
-  return '{"type":"error","error":' + problemJson + '}\n'
+  return errorRecord(problemJson) + '\n'
 }
 
 function messageOf (err: unknown): string {

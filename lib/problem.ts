@@ -123,6 +123,14 @@ function describeCause (value: unknown): { record: DebugCause, next: unknown } |
   }
 }
 
+/**
+ * The error record framed transports carry: `{"type":"error","error":<problem>}`
+ * (the ndjson stream's last line, the WebSocket error frame).
+ */
+export function errorRecord (problemJson: string): string {
+  return '{"type":"error","error":' + problemJson + '}'
+}
+
 const DESCRIBED = new Set(['name', 'message', 'code', 'stack', 'cause'])
 const MAX_FIELDS = 20
 const MAX_PREVIEW = 1000

@@ -16,11 +16,6 @@ export function peerIdle (ms: number): Fault {
   return new RequestTimeoutError(`No message from the WebSocket peer for ${ms} ms`)
 }
 
-/** The error frame: `{"type":"error","error":<problem>}`, from the problem's one-line JSON. */
-export function errorFrame (problemJson: string): string {
-  return '{"type":"error","error":' + problemJson + '}'
-}
-
 /** Thrown at register time: a second faultlineWebsocket on the same HTTP server. */
 export const FaultlineWebsocketTwiceError = createError(
   'FST_FAULTLINE_WEBSOCKET_TWICE',

@@ -66,10 +66,7 @@ declare module 'fastify' {
 
 declare module './http.js' {
   interface Faultline {
-    /**
-     * Set by `faultlineBackground`. Optional in the type only because the
-     * `Faultline` object is created by `faultlineHttp`, before this plugin.
-     */
+    /** Set by `faultlineBackground`. */
     background: FaultlineBackground
   }
 }
@@ -158,12 +155,10 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
     }
   })
 
-  /** The lane of a request whose route failed before it scheduled anything. */
-  function droppedLane (request: FastifyRequest): Lane {
-    const lane = queue.lane(request)
-    queue.drop(lane, 'the route failed')
-    return lane
-  }
+  // Requests whose route failed before they scheduled anything share one
+  // dropped lane: the error path allocates nothing for them.
+  const failedRoute = queue.lane(undefined)
+  queue.drop(failedRoute, 'the route failed')
 
   function skip (request: FastifyRequest, lane: Lane, reason: string): void {
     const count = queue.drop(lane, reason)
@@ -220,7 +215,7 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
   fastify.addHook('onError', function faultlineBackgroundOnError (request, _reply, _error, done) {
     const lane = laneOn(request)
     if (lane !== null) skip(request, lane, 'the route failed')
-    else setLane(request, droppedLane(request))
+    else setLane(request, failedRoute)
     done()
   })
 

@@ -7,7 +7,8 @@ import type { Fault } from '../lib/fault.js'
 import type { Phase } from '../lib/report.js'
 import { FaultlineInvalidOptionError, FaultlinePeerRegisteredError } from '../lib/errors.js'
 import { closeCodeFor, closeCodeProblem, closeReason, SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, type CloseCodeMap } from '../lib/close-codes.js'
-import { errorFrame as errorFrameOf, FaultlineWebsocketTwiceError, peerGone, peerIdle, peerUnresponsive } from '../lib/websocket-errors.js'
+import { errorRecord } from '../lib/problem.js'
+import { FaultlineWebsocketTwiceError, peerGone, peerIdle, peerUnresponsive } from '../lib/websocket-errors.js'
 import './http.js'
 
 export interface FaultlineHeartbeatOptions {
@@ -120,7 +121,6 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 async function faultlineWebsocket_ (fastify: FastifyInstance, opts: FaultlineWebsocketOptions): Promise<void> {
   const settings = validate(opts)
   if (fastify.hasPlugin(PEER) || fastify.hasDecorator('websocketServer')) {
-    // Its message takes four arguments; @fastify/error's types only allow three.
     throw new FaultlinePeerRegisteredError(PLUGIN, PEER, 'faultlineWebsocket', 'websocket')
   }
   const listenServer: HttpServer & { [kRegistered]?: true } = (opts.websocket?.options?.server as HttpServer | undefined) ?? fastify.server
@@ -229,7 +229,7 @@ async function faultlineWebsocket_ (fastify: FastifyInstance, opts: FaultlineWeb
         this.end()
         return fault
       }
-      if (errorFrame) socket.send(errorFrameOf(faultline.problemJson(fault, this.request)))
+      if (errorFrame) socket.send(errorRecord(faultline.problemJson(fault, this.request)))
       if (keepOpen && fault.status < 500) return fault
       this.end()
       socket.close(closeCodeFor(fault, closeCodes), closeReason(fault))

@@ -226,3 +226,14 @@ t.test('taskTimedOut and the misuse error', async t => {
   t.equal(err.code, 'FST_FAULTLINE_INVALID_TASK')
   t.ok(err instanceof TypeError)
 })
+
+t.test('a dropped lane skips its tasks even while shutting down: they would never run either way', async t => {
+  const { q, failures } = queue()
+  const dropped = q.lane('failed route')
+  q.drop(dropped, 'the route failed')
+  q.stopAccepting()
+  t.equal(q.push(dropped, () => {}, 'after-failure', undefined), 'skipped')
+  t.same(failures, [], 'nothing refused, nothing reported')
+  const open = q.lane('ok')
+  t.equal(q.push(open, () => {}, 'late', undefined), 'refused', 'a live lane is refused')
+})
