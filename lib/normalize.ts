@@ -73,24 +73,41 @@ function adopt (value: unknown): Fault {
     })
   }
 
-  // hapi Boom: the status lives in output.statusCode; Boom hides 5xx messages.
-  if (err.isBoom === true && typeof err.output === 'object' && err.output !== null) {
-    const output = err.output as Bag
-    const status = output.statusCode
-    if (isFaultStatus(status)) {
-      return withStatus(status, message, value, status < 500, retryAfterOf(output.headers))
-    }
-    return new InternalError(message, { cause: value })
+  const status = statusOf(err)
+  if (status === undefined) return new InternalError(message, { cause: value })
+  const boom = boomOutput(err)
+  if (boom !== undefined) {
+    // Boom hides 5xx messages, so do we.
+    return withStatus(status, message, value, status < 500, retryAfterOf(boom.headers))
   }
+  // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors keep their own expose.
+  const expose = typeof err.expose === 'boolean' ? err.expose : status < 500
+  return withStatus(status, message, value, expose, retryAfterOf(err.headers))
+}
 
-  // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors.
-  const status = isFaultStatus(err.statusCode) ? err.statusCode : isFaultStatus(err.status) ? err.status : undefined
-  if (status !== undefined) {
-    const expose = typeof err.expose === 'boolean' ? err.expose : status < 500
-    return withStatus(status, message, value, expose, retryAfterOf(err.headers))
+/**
+ * The HTTP status a thrown value carries of its own: a Boom's
+ * `output.statusCode`, else `statusCode`, else `status`; undefined unless an
+ * integer 400-599. Never throws.
+ */
+export function carriedStatus (value: unknown): number | undefined {
+  if (typeof value !== 'object' || value === null || types.isProxy(value)) return undefined
+  try {
+    return statusOf(value as Bag)
+  } catch {
+    return undefined
   }
+}
 
-  return new InternalError(message, { cause: value })
+function statusOf (err: Bag): number | undefined {
+  const boom = boomOutput(err)
+  if (boom !== undefined) return isFaultStatus(boom.statusCode) ? boom.statusCode : undefined
+  return isFaultStatus(err.statusCode) ? err.statusCode : isFaultStatus(err.status) ? err.status : undefined
+}
+
+/** hapi Boom keeps its status and headers in `output`. */
+function boomOutput (err: Bag): Bag | undefined {
+  return err.isBoom === true && typeof err.output === 'object' && err.output !== null ? err.output as Bag : undefined
 }
 
 function withStatus (status: number, message: string, cause: unknown, expose: boolean, retryAfter: number | undefined): Fault {

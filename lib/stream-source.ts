@@ -1,7 +1,6 @@
 import type { Readable } from 'node:stream'
-import { types } from 'node:util'
-import { BadGatewayError, describe, isFault, isFaultStatus, type Fault } from './fault.js'
-import { toFault } from './normalize.js'
+import { BadGatewayError, describe, isFault, type Fault } from './fault.js'
+import { carriedStatus, toFault } from './normalize.js'
 import { FaultlineStreamChunkError, FaultlineStreamOptionError, FaultlineStreamSourceError } from './stream-errors.js'
 
 /** How a stream's items become bytes: as they are, or one JSON record per line. */
@@ -29,7 +28,7 @@ export type StreamSource<T = unknown> =
 export interface StreamSafeOptions {
   /** Content-Type of the response. Default: a content type set on the reply, else `application/octet-stream` (raw) or `application/x-ndjson` (ndjson). */
   type?: string
-  /** `raw` writes strings and bytes as they are; `ndjson` writes each item as a `{"type":"data","data":…}` line. Default: the plugin's, `raw`. */
+  /** `raw` writes strings and bytes as they are; `ndjson` writes each item as a `{"type":"data","data":…}` line. Default: `raw`. */
   framing?: StreamFraming
   /** Milliseconds the source may stay silent before the stream fails with `GatewayTimeoutError`; 0 turns it off. Default: the plugin's, 0. */
   idleTimeout?: number
@@ -43,7 +42,6 @@ export interface ResolvedStreamOptions {
 
 /** Defaults a plugin registration sets for every call. */
 export interface StreamDefaults {
-  framing: StreamFraming
   idleTimeout: number
 }
 
@@ -64,7 +62,7 @@ export function idleTimeoutProblem (value: unknown): string | undefined {
 
 /** Per-call options merged over the plugin's defaults. Throws FaultlineStreamOptionError. */
 export function resolveStreamOptions (options: unknown, defaults: StreamDefaults): ResolvedStreamOptions {
-  if (options === undefined) return { type: undefined, framing: defaults.framing, idleTimeout: defaults.idleTimeout }
+  if (options === undefined) return { type: undefined, framing: 'raw', idleTimeout: defaults.idleTimeout }
   if (options === null || typeof options !== 'object') throw new FaultlineStreamOptionError('options', `must be an object, got ${describe(options)}`)
   const { type, framing, idleTimeout } = options as StreamSafeOptions
   if (type !== undefined && (typeof type !== 'string' || !HEADER_VALUE.test(type))) {
@@ -74,7 +72,7 @@ export function resolveStreamOptions (options: unknown, defaults: StreamDefaults
   if (badFraming !== undefined) throw new FaultlineStreamOptionError('framing', badFraming)
   const badIdle = idleTimeout === undefined ? undefined : idleTimeoutProblem(idleTimeout)
   if (badIdle !== undefined) throw new FaultlineStreamOptionError('idleTimeout', badIdle)
-  return { type, framing: framing ?? defaults.framing, idleTimeout: idleTimeout ?? defaults.idleTimeout }
+  return { type, framing: framing ?? 'raw', idleTimeout: idleTimeout ?? defaults.idleTimeout }
 }
 
 /** Whether `value` has a method `key`. Never throws: a hostile getter means "no". */
@@ -125,16 +123,6 @@ export function sourceFault (err: unknown, opening: boolean): Fault {
   const fault = toFault(err)
   if (isFault(err)) return fault
   if (fault.status === 499) return new BadGatewayError('The stream source failed: its peer closed the connection', { cause: err })
-  if (opening && fault.status === 500 && !carriesStatus(err)) return new BadGatewayError('The stream source could not be opened', { cause: err })
+  if (opening && fault.status === 500 && carriedStatus(err) === undefined) return new BadGatewayError('The stream source could not be opened', { cause: err })
   return fault
-}
-
-function carriesStatus (err: unknown): boolean {
-  if (typeof err !== 'object' || err === null || types.isProxy(err)) return false
-  try {
-    const e = err as Record<string, unknown>
-    return isFaultStatus(e.statusCode) || isFaultStatus(e.status) || e.isBoom === true
-  } catch {
-    return false
-  }
 }

@@ -50,7 +50,7 @@ function validate (opts: FaultlineStreamOptions): StreamDefaults {
   const idleTimeout = opts.idleTimeout ?? 0
   const badIdle = idleTimeoutProblem(idleTimeout)
   if (badIdle !== undefined) throw new FaultlineInvalidOptionError(PLUGIN, 'idleTimeout', badIdle)
-  return { framing: 'raw', idleTimeout }
+  return { idleTimeout }
 }
 
 /** The pump's host for one reply: headers, the central report path and the problem renderer. */
@@ -102,7 +102,7 @@ async function faultlineStream_ (fastify: FastifyInstance, opts: FaultlineStream
       resolved = resolveStreamOptions(options, defaults)
     } catch (err) {
       // Bad options are a programmer error: a 500 whose log line says what is wrong.
-      hostFor(this, faultline, { type: undefined, ...defaults }).failBefore(err)
+      hostFor(this, faultline, { type: undefined, framing: 'raw', ...defaults }).failBefore(err)
       return this
     }
     const pump = new StreamPump(hostFor(this, faultline, resolved), { ...resolved, headOnly: this.request.method === 'HEAD' })

@@ -8,6 +8,7 @@ import {
   TooManyRequestsError
 } from '../index.js'
 import { guardProcess } from './helpers/guard.js'
+import { carriedStatus } from '../lib/normalize.js'
 
 // http-errors accepts a properties object in any position; its types do not say so.
 const createHttpError = createHttpErrorTyped as unknown as (...args: unknown[]) => Error
@@ -152,6 +153,19 @@ t.test('http-errors, @fastify/sensible and @fastify/error keep status and expose
   const json = toFault(Object.assign(new SyntaxError('Unexpected token'), { statusCode: 400 }))
   t.ok(json instanceof BadRequestError, 'invalid JSON bodies keep 400')
   t.ok(toFault({ status: 429, message: 'status field' }) instanceof TooManyRequestsError, '`status` is read when `statusCode` is absent')
+})
+
+t.test('carriedStatus: the status a value carries of its own, never throwing', async t => {
+  t.equal(carriedStatus(createHttpError(404)), 404)
+  t.equal(carriedStatus({ status: 429 }), 429)
+  t.equal(carriedStatus({ statusCode: 200, status: 503 }), 503, 'an unusable statusCode falls back to status')
+  t.equal(carriedStatus(Boom.badGateway()), 502)
+  t.equal(carriedStatus({ isBoom: true, output: { statusCode: 'x' }, statusCode: 404 }), undefined, "a Boom's status is in output, or nowhere")
+  t.equal(carriedStatus(new Error('plain')), undefined)
+  t.equal(carriedStatus('404'), undefined)
+  t.equal(carriedStatus(null), undefined)
+  t.equal(carriedStatus(new Proxy({ statusCode: 404 }, {})), undefined, 'a Proxy is not read')
+  t.equal(carriedStatus(Object.defineProperty({}, 'statusCode', { get () { throw new Error('trap') } })), undefined)
 })
 
 t.test('statuses without a built-in class keep their status', async t => {
