@@ -9,6 +9,16 @@ import { streamApp, waitFor, foreignStreamLogs, type StreamApp } from './helpers
 
 guardProcess(t)
 
+/** Calls `onWait` each time a write to `raw` hits backpressure (returns false). */
+function countDrainWaits (raw: ServerResponse, onWait: () => void): void {
+  const write = raw.write.bind(raw)
+  raw.write = ((chunk: Buffer) => {
+    const ok = write(chunk)
+    if (!ok) onWait()
+    return ok
+  }) as ServerResponse['write']
+}
+
 /** Opens `path`, reads the first chunk of the body, then aborts the request. */
 async function readOneChunkThenAbort (url: string): Promise<void> {
   const controller = new AbortController()
@@ -64,12 +74,7 @@ t.test('client abort while the server waits for drain: the source is still stopp
   const s = await streamApp(t, app => {
     app.get('/', (request, reply) => {
       const raw = reply.raw
-      const write = raw.write.bind(raw)
-      raw.write = ((chunk: Buffer) => {
-        const ok = write(chunk)
-        if (!ok) drainWaits++
-        return ok
-      }) as ServerResponse['write']
+      countDrainWaits(raw, () => { drainWaits++ })
       reply.streamSafe(async function * () {
         const chunk = Buffer.alloc(64 * 1024, 120)
         try {
@@ -222,12 +227,7 @@ t.test('a failure while a client is not reading: the truncated response is cut o
   const s = await streamApp(t, app => {
     app.get('/', (request, reply) => {
       const raw = reply.raw
-      const write = raw.write.bind(raw)
-      raw.write = ((chunk: Buffer) => {
-        const ok = write(chunk)
-        if (!ok) drainWaits++
-        return ok
-      }) as ServerResponse['write']
+      countDrainWaits(raw, () => { drainWaits++ })
       raw.on('close', () => { closed = true })
       const chunk = Buffer.alloc(64 * 1024, 120)
       const source = new Readable({ read () { this.push(chunk) } })
