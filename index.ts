@@ -2,15 +2,17 @@ export {
   Fault, defineFault, isFault, isSendableCloseCode,
   BadRequestError, UnauthorizedError, ForbiddenError, NotFoundError, MethodNotAllowedError,
   NotAcceptableError, RequestTimeoutError, ConflictError, GoneError, PayloadTooLargeError,
-  UnsupportedMediaTypeError, ValidationError, TooManyRequestsError, ClientClosedError,
-  InternalError, NotImplementedError, BadGatewayError, ServiceUnavailableError, GatewayTimeoutError
+  UnsupportedMediaTypeError, RangeNotSatisfiableError, ValidationError, TooManyRequestsError, ClientClosedError,
+  InternalError, NotImplementedError, BadGatewayError, ServiceUnavailableError, GatewayTimeoutError,
+  StreamTruncatedError, ConnectionLostError, ServerShutdownError
 } from './lib/fault.js'
 export type {
   FaultDetails, FaultOptions, FaultClass, FaultClassInfo, DefineFaultOptions, CatalogEntry,
   ValidationIssue, ValidationDetails
 } from './lib/fault.js'
 export { toFault } from './lib/normalize.js'
-export { toProblem, stringifyProblem } from './lib/problem.js'
+export { toProblem } from './lib/problem.js'
+export { stringifyProblem } from './lib/problem-json.js'
 export type { ProblemDetails, ProblemOptions, DebugCause } from './lib/problem.js'
 export type { Transport, Phase, LogLevel, LogLevels, FaultContext, FaultReporter } from './lib/report.js'
 export { faultlineHttp } from './plugins/http.js'

@@ -1,5 +1,8 @@
-import { STATUS_CODES } from 'node:http'
+// The taxonomy. Isomorphic: no Node built-in, no Fastify (the client imports it in browsers).
 import { FaultlineInvalidFaultError, FaultlineDuplicateCodeError } from './errors.js'
+import { statusTitle } from './status-titles.js'
+
+export { statusTitle, codeForStatus } from './status-titles.js'
 
 /** Extension members a fault carries into its problem details. */
 export type FaultDetails = Record<string, unknown>
@@ -31,21 +34,16 @@ export interface FaultClassInfo {
 }
 
 const RETRYABLE_STATUSES = new Set([408, 429, 502, 503, 504])
+
+/** Whether a fault with this status may succeed on retry by default (408, 429, 502, 503, 504). */
+export function isRetryableStatus (status: number): boolean {
+  return RETRYABLE_STATUSES.has(status)
+}
 const kFault = Symbol.for('fastify-faultline.fault')
 
 /** Whether a status is one a fault may carry: an integer 400-599. */
 export function isFaultStatus (status: unknown): status is number {
   return typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599
-}
-
-/** The reason phrase Node knows for a status, or a generic one. */
-export function statusTitle (status: number): string {
-  return STATUS_CODES[status] ?? (status >= 500 ? 'Server Error' : 'Client Error')
-}
-
-/** `Not Found` -> `NOT_FOUND`, `I'm a Teapot` -> `IM_A_TEAPOT`. */
-export function statusCode (status: number): string {
-  return statusTitle(status).toUpperCase().replace(/'/g, '').replace(/[^A-Z0-9]+/g, '_').replace(/^_|_$/g, '')
 }
 
 /**
@@ -81,13 +79,13 @@ export class Fault<D extends FaultDetails = FaultDetails> extends Error {
     if (options === undefined) {
       this.expose = info.expose ?? info.status < 500
       this.exposeDetails = this.expose
-      this.retryable = info.retryable ?? RETRYABLE_STATUSES.has(info.status)
+      this.retryable = info.retryable ?? isRetryableStatus(info.status)
       this.retryAfter = undefined
       this.details = undefined
     } else {
       this.expose = options.expose ?? info.expose ?? info.status < 500
       this.exposeDetails = options.exposeDetails ?? this.expose
-      this.retryable = options.retryable ?? info.retryable ?? RETRYABLE_STATUSES.has(info.status)
+      this.retryable = options.retryable ?? info.retryable ?? isRetryableStatus(info.status)
       this.retryAfter = validRetryAfter(options.retryAfter)
       this.details = options.details
       if (options.cause !== undefined) this.cause = options.cause
@@ -253,11 +251,12 @@ export function describe (value: unknown): string {
 // ---------------------------------------------------------------------------
 // Built-ins. A built-in's code is its name in upper snake case without `Error`.
 
-function builtin (name: string, status: number, code: string, title = statusTitle(status)): FaultClass {
-  const cls = class extends Fault {
+function builtin (name: string, status: number, code: string, title = statusTitle(status), retryable?: boolean, Base: FaultClass = Fault): FaultClass {
+  const cls = class extends (Base as typeof Fault) {
     static override code = code
     static override status = status
     static override title = title
+    static override retryable = retryable
   }
   nameClass(cls, name)
   register(cls)
@@ -275,6 +274,7 @@ export const ConflictError = builtin('ConflictError', 409, 'CONFLICT')
 export const GoneError = builtin('GoneError', 410, 'GONE')
 export const PayloadTooLargeError = builtin('PayloadTooLargeError', 413, 'PAYLOAD_TOO_LARGE')
 export const UnsupportedMediaTypeError = builtin('UnsupportedMediaTypeError', 415, 'UNSUPPORTED_MEDIA_TYPE')
+export const RangeNotSatisfiableError = builtin('RangeNotSatisfiableError', 416, 'RANGE_NOT_SATISFIABLE')
 export const TooManyRequestsError = builtin('TooManyRequestsError', 429, 'TOO_MANY_REQUESTS')
 export const ClientClosedError = builtin('ClientClosedError', 499, 'CLIENT_CLOSED', 'Client Closed Request')
 export const InternalError = builtin('InternalError', 500, 'INTERNAL')
@@ -282,6 +282,18 @@ export const NotImplementedError = builtin('NotImplementedError', 501, 'NOT_IMPL
 export const BadGatewayError = builtin('BadGatewayError', 502, 'BAD_GATEWAY')
 export const ServiceUnavailableError = builtin('ServiceUnavailableError', 503, 'SERVICE_UNAVAILABLE')
 export const GatewayTimeoutError = builtin('GatewayTimeoutError', 504, 'GATEWAY_TIMEOUT')
+
+// Client-side built-ins: what a client concludes from the wire, never thrown by a server route.
+/** A body that ended early: truncation, a missing ndjson end record, a broken resume. Retryable. */
+export const StreamTruncatedError = builtin('StreamTruncatedError', 502, 'STREAM_TRUNCATED', 'Stream Truncated', true)
+/** No response at all, or a WebSocket closed with 1006 (no close frame). Retryable. */
+export const ConnectionLostError = builtin('ConnectionLostError', 502, 'CONNECTION_LOST', 'Connection Lost', true)
+/**
+ * The server is going away (a rolling deploy): streams end with it and
+ * WebSockets close with 1001. A `ServiceUnavailableError` (subclass),
+ * retryable, so a client resumes on another instance.
+ */
+export const ServerShutdownError = builtin('ServerShutdownError', 503, 'SERVER_SHUTDOWN', 'Server Shutting Down', true, ServiceUnavailableError)
 
 /** One entry of `ValidationError`'s `details.errors`. */
 export interface ValidationIssue {
@@ -311,6 +323,6 @@ register(ValidationError as FaultClass<any>)
 export const builtinByStatus: ReadonlyMap<number, FaultClass> = new Map([
   BadRequestError, UnauthorizedError, ForbiddenError, NotFoundError, MethodNotAllowedError,
   NotAcceptableError, RequestTimeoutError, ConflictError, GoneError, PayloadTooLargeError,
-  UnsupportedMediaTypeError, TooManyRequestsError, ClientClosedError, InternalError,
+  UnsupportedMediaTypeError, RangeNotSatisfiableError, TooManyRequestsError, ClientClosedError, InternalError,
   NotImplementedError, BadGatewayError, ServiceUnavailableError, GatewayTimeoutError
 ].map(cls => [cls.status, cls]))

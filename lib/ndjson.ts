@@ -1,4 +1,4 @@
-import { FaultlineStreamChunkError } from './stream-errors.js'
+import { FaultlineStreamChunkError } from './errors.js'
 import { errorRecord } from './problem.js'
 
 // Newline-delimited JSON records for reply.streamSafe(..., { framing: 'ndjson' }).

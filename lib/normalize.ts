@@ -1,7 +1,7 @@
 import { types } from 'node:util'
 import {
   Fault, InternalError, ClientClosedError, ValidationError, PayloadTooLargeError, BadRequestError, builtinByStatus,
-  isFault, isFaultStatus, statusCode, statusTitle,
+  isFault, isFaultStatus, isRetryableStatus, codeForStatus, statusTitle,
   type ValidationIssue
 } from './fault.js'
 
@@ -118,9 +118,9 @@ function withStatus (status: number, message: string, cause: unknown, expose: bo
   // carries it, with a code and title derived from the reason phrase.
   const fault = new Fault(message || statusTitle(status), options) as { -readonly [K in keyof Fault]: Fault[K] }
   fault.status = status
-  fault.code = statusCode(status)
+  fault.code = codeForStatus(status)
   fault.title = statusTitle(status)
-  fault.retryable = status === 408 || status === 429 || status === 502 || status === 503 || status === 504
+  fault.retryable = isRetryableStatus(status)
   return fault
 }
 

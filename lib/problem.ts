@@ -1,4 +1,5 @@
-import fastJson from 'fast-json-stringify'
+// The problem shape (RFC 9457) and Fault -> problem. Isomorphic: the client
+// reads the same shape back. Serialization lives in problem-json.ts (server).
 import type { Fault } from './fault.js'
 
 /** An RFC 9457 problem details object, with faultline's extension members. */
@@ -167,41 +168,4 @@ export function preview (value: unknown): unknown {
   } catch {
     return '[unreadable]'
   }
-}
-
-const stringifyKnown = fastJson({
-  type: 'object',
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    detail: { type: 'string' },
-    instance: { type: 'string' },
-    code: { type: 'string' },
-    requestId: { type: 'string' }
-  },
-  additionalProperties: true
-})
-
-/**
- * Problem -> one line of JSON. Never throws: extension members that cannot
- * be serialized (a BigInt, a cycle) are dropped, the standard members stay.
- */
-export function stringifyProblem (problem: ProblemDetails): string {
-  let json: string
-  try {
-    json = stringifyKnown(problem)
-  } catch {
-    const { type, title, status, detail, instance, code, requestId } = problem
-    json = stringifyKnown({ type, title, status, detail, instance, code, requestId })
-  }
-  // Valid JSON may hold raw U+2028/U+2029; escaped, a record stays one line
-  // for every line splitter and safe to embed in a script.
-  return LINE_SEPARATORS.test(json) ? json.replace(LINE_SEPARATORS_G, escapeSeparator) : json
-}
-
-const LINE_SEPARATORS = /[\u2028\u2029]/
-const LINE_SEPARATORS_G = /[\u2028\u2029]/g
-function escapeSeparator (c: string): string {
-  return c === '\u2028' ? '\\u2028' : '\\u2029'
 }

@@ -1,5 +1,6 @@
 import type { Fault } from './fault.js'
-import { stringifyProblem, wellFormed, type ProblemDetails } from './problem.js'
+import { wellFormed, type ProblemDetails } from './problem.js'
+import { stringifyProblem } from './problem-json.js'
 
 // Pure SSE rendering for faults: problem -> the bytes of one error event.
 // Nothing here knows about Fastify; the plugin decides when to write.

@@ -5,7 +5,7 @@ import {
   invalidSource, isAsyncIterable, isNodeReadable, rawChunk, sourceFault,
   type ResolvedStreamOptions
 } from './stream-source.js'
-import { FaultlineStreamAlreadySentError } from './stream-errors.js'
+import { FaultlineStreamAlreadySentError } from './errors.js'
 
 /** The part of a Node ServerResponse the pump writes to. */
 export interface StreamSink {

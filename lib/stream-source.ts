@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import { BadGatewayError, describe, isFault, type Fault } from './fault.js'
 import { carriedStatus, toFault } from './normalize.js'
-import { FaultlineStreamChunkError, FaultlineStreamOptionError, FaultlineStreamSourceError } from './stream-errors.js'
+import { FaultlineStreamChunkError, FaultlineStreamOptionError, FaultlineStreamSourceError } from './errors.js'
 
 /** How a stream's items become bytes: as they are, or one JSON record per line. */
 export type StreamFraming = 'raw' | 'ndjson'

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TaskQueue, type BackgroundTaskFn, type QueueStats, type TaskLane } from '../lib/background-queue.js'
 import { FaultlineInvalidOptionError } from '../lib/errors.js'
-import { FaultlineInvalidTaskError } from '../lib/background-errors.js'
+import { FaultlineInvalidTaskError } from '../lib/errors.js'
 import { describe } from '../lib/fault.js'
 
 export interface FaultlineBackgroundOptions {

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { ClientClosedError } from '../lib/fault.js'
 import { FaultlineInvalidOptionError } from '../lib/errors.js'
-import { FaultlineStreamAlreadySentError } from '../lib/stream-errors.js'
+import { FaultlineStreamAlreadySentError } from '../lib/errors.js'
 import { StreamPump, type StreamHost } from '../lib/stream-pump.js'
 import { truncateResponse } from '../lib/truncate.js'
 import {

@@ -5,10 +5,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, onErr
 import type { WebSocket } from 'ws'
 import type { Fault } from '../lib/fault.js'
 import type { Phase } from '../lib/report.js'
-import { FaultlineInvalidOptionError, FaultlinePeerRegisteredError } from '../lib/errors.js'
+import { FaultlineInvalidOptionError, FaultlinePeerRegisteredError, FaultlineWebsocketTwiceError } from '../lib/errors.js'
 import { closeCodeFor, closeCodeProblem, closeReason, SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, type CloseCodeMap } from '../lib/close-codes.js'
 import { errorRecord } from '../lib/problem.js'
-import { FaultlineWebsocketTwiceError, peerGone, peerIdle, peerUnresponsive } from '../lib/websocket-errors.js'
+import { peerGone, peerIdle, peerUnresponsive } from '../lib/websocket-faults.js'
 import './http.js'
 
 export interface FaultlineHeartbeatOptions {

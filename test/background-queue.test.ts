@@ -1,6 +1,6 @@
 import t from 'tap'
 import { TaskQueue, taskTimedOut, type QueuedTask, type TaskOutcome } from '../lib/background-queue.js'
-import { FaultlineInvalidTaskError } from '../lib/background-errors.js'
+import { FaultlineInvalidTaskError } from '../lib/errors.js'
 import { isFault } from '../index.js'
 import { guardProcess } from './helpers/guard.js'
 

@@ -4,7 +4,7 @@ import {
   closeCodeFor, closeReason, truncateUtf8, defaultCloseCode, closeCodeProblem,
   SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, MAX_CLOSE_REASON_BYTES
 } from '../lib/close-codes.js'
-import { peerGone, peerIdle, peerUnresponsive } from '../lib/websocket-errors.js'
+import { peerGone, peerIdle, peerUnresponsive } from '../lib/websocket-faults.js'
 import {
   Fault, defineFault, isSendableCloseCode, BadRequestError, NotFoundError, PayloadTooLargeError, RequestTimeoutError,
   InternalError, NotImplementedError, BadGatewayError, ServiceUnavailableError, GatewayTimeoutError, ClientClosedError

@@ -4,7 +4,7 @@ import {
   Fault, defineFault, isFault, isSendableCloseCode, ValidationError, InternalError,
   NotFoundError, ClientClosedError, ServiceUnavailableError
 } from '../index.js'
-import { describe, statusCode, statusTitle, faultCatalog, faultClassFor } from '../lib/fault.js'
+import { describe, codeForStatus, statusTitle, faultCatalog, faultClassFor } from '../lib/fault.js'
 import { guardProcess } from './helpers/guard.js'
 
 guardProcess(t)
@@ -21,6 +21,7 @@ const BUILTINS: Array<[string, number, string]> = [
   ['GoneError', 410, 'GONE'],
   ['PayloadTooLargeError', 413, 'PAYLOAD_TOO_LARGE'],
   ['UnsupportedMediaTypeError', 415, 'UNSUPPORTED_MEDIA_TYPE'],
+  ['RangeNotSatisfiableError', 416, 'RANGE_NOT_SATISFIABLE'],
   ['ValidationError', 400, 'VALIDATION'],
   ['TooManyRequestsError', 429, 'TOO_MANY_REQUESTS'],
   ['ClientClosedError', 499, 'CLIENT_CLOSED'],
@@ -28,7 +29,10 @@ const BUILTINS: Array<[string, number, string]> = [
   ['NotImplementedError', 501, 'NOT_IMPLEMENTED'],
   ['BadGatewayError', 502, 'BAD_GATEWAY'],
   ['ServiceUnavailableError', 503, 'SERVICE_UNAVAILABLE'],
-  ['GatewayTimeoutError', 504, 'GATEWAY_TIMEOUT']
+  ['GatewayTimeoutError', 504, 'GATEWAY_TIMEOUT'],
+  ['StreamTruncatedError', 502, 'STREAM_TRUNCATED'],
+  ['ConnectionLostError', 502, 'CONNECTION_LOST'],
+  ['ServerShutdownError', 503, 'SERVER_SHUTDOWN']
 ]
 
 t.test('every built-in has its status, its code, its name and the defaults', async t => {
@@ -56,6 +60,26 @@ t.test('every built-in has its status, its code, its name and the defaults', asy
   t.equal(new NotFoundError('').message, 'Not Found', 'an empty message also defaults to the title')
   t.equal(ClientClosedError.title, 'Client Closed Request')
   t.equal(ValidationError.title, 'Validation Failed')
+})
+
+t.test('the client-side built-ins and the shutdown fault', async t => {
+  const { StreamTruncatedError, ConnectionLostError, ServerShutdownError, BadGatewayError } = faultline
+  t.equal(StreamTruncatedError.title, 'Stream Truncated')
+  t.equal(ConnectionLostError.title, 'Connection Lost')
+  t.equal(ServerShutdownError.title, 'Server Shutting Down')
+  t.equal(new StreamTruncatedError('x', { retryable: false }).retryable, false, 'still overridable per instance')
+  t.equal(faultline.toFault({ statusCode: 502 }).constructor, BadGatewayError, 'a carried 502 stays a BadGatewayError')
+  t.equal(faultline.toFault({ statusCode: 503 }).constructor, ServiceUnavailableError, 'a carried 503 stays a ServiceUnavailableError')
+  t.equal(faultline.toFault({ statusCode: 416 }).constructor, faultline.RangeNotSatisfiableError)
+})
+
+t.test('the reason-phrase table covers every registered 4xx and 5xx status', async t => {
+  const { STATUS_CODES } = await import('node:http')
+  for (const [status, phrase] of Object.entries(STATUS_CODES)) {
+    if (Number(status) >= 400) t.equal(statusTitle(Number(status)), phrase, status)
+  }
+  t.equal(statusTitle(499), 'Client Error', 'an unregistered 4xx')
+  t.equal(statusTitle(599), 'Server Error', 'an unregistered 5xx')
 })
 
 t.test('constructor options', async t => {
@@ -182,8 +206,8 @@ t.test('isSendableCloseCode', async t => {
 
 t.test('status helpers and describe', async t => {
   t.equal(statusTitle(418), "I'm a Teapot")
-  t.equal(statusCode(418), 'IM_A_TEAPOT')
-  t.equal(statusCode(599), 'SERVER_ERROR')
+  t.equal(codeForStatus(418), 'IM_A_TEAPOT')
+  t.equal(codeForStatus(599), 'SERVER_ERROR')
   t.equal(describe('x'.repeat(100)), JSON.stringify('x'.repeat(60) + '…'))
   t.equal(describe('ok'), '"ok"')
   t.equal(describe(null), 'null')

@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+// Faults the WebSocket transport raises itself (the peer's behaviour, not a thrown value).
 import { RequestTimeoutError, ClientClosedError, type Fault } from './fault.js'
 
 /** The peer went away without a close frame (network drop, terminate). */
@@ -15,10 +15,3 @@ export function peerUnresponsive (missed: number): Fault {
 export function peerIdle (ms: number): Fault {
   return new RequestTimeoutError(`No message from the WebSocket peer for ${ms} ms`)
 }
-
-/** Thrown at register time: a second faultlineWebsocket on the same HTTP server. */
-export const FaultlineWebsocketTwiceError = createError(
-  'FST_FAULTLINE_WEBSOCKET_TWICE',
-  'faultline-websocket: already registered on this HTTP server (in another encapsulation context). Register it once, at the root: each registration adds an upgrade listener, and two would both route every WebSocket request.',
-  500
-)
