@@ -1,8 +1,9 @@
 import { FaultlineStreamChunkError } from './errors.js'
 import { errorRecord } from './problem.js'
+import { escapeLineSeparators } from './json-line.js'
 
 // Newline-delimited JSON records for reply.streamSafe(..., { framing: 'ndjson' }).
-// JSON.stringify never emits a raw newline, so each record is exactly one line.
+// Each record is exactly one line (lib/json-line.ts), data records as error records.
 
 /** The record that ends a stream that succeeded. */
 export const NDJSON_END = '{"type":"end"}\n'
@@ -16,7 +17,7 @@ export function ndjsonData (item: unknown, index: number): string {
     throw new FaultlineStreamChunkError(`ndjson item ${index} cannot be serialized as JSON (${messageOf(err)})`, { cause: err })
   }
   // Like JSON arrays: undefined, functions and symbols become null.
-  return '{"type":"data","data":' + (json ?? 'null') + '}\n'
+  return '{"type":"data","data":' + (json === undefined ? 'null' : escapeLineSeparators(json)) + '}\n'
 }
 
 /** The record that ends a stream that failed; `problemJson` is one line of problem details JSON. */

@@ -2,6 +2,7 @@
 // core: fast-json-stringify compiles with `new Function` and reads `process`.
 import fastJson from 'fast-json-stringify'
 import type { ProblemDetails } from './problem.js'
+import { escapeLineSeparators } from './json-line.js'
 
 const stringifyKnown = fastJson({
   type: 'object',
@@ -17,25 +18,32 @@ const stringifyKnown = fastJson({
   additionalProperties: true
 })
 
+// The members every problem has: rendered by the precompiled serializer.
+const KNOWN = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId'])
+
 /**
- * Problem -> one line of JSON. Never throws: extension members that cannot
- * be serialized (a BigInt, a cycle) are dropped, the standard members stay.
+ * Problem -> one line of JSON. Never throws, and always valid JSON: a problem
+ * with only the standard members takes the precompiled serializer; one with
+ * extension members (details, debug output) takes JSON.stringify, which
+ * applies `toJSON` as JSON does (fast-json-stringify's additionalProperties
+ * path prints a `toJSON()` that returns undefined as a bare `undefined`).
+ * Extension members that cannot be serialized (a BigInt, a cycle, a throwing
+ * `toJSON`) are dropped whole, the standard members stay.
  */
 export function stringifyProblem (problem: ProblemDetails): string {
   let json: string
   try {
-    json = stringifyKnown(problem)
+    json = hasExtensions(problem) ? JSON.stringify(problem) : stringifyKnown(problem)
   } catch {
     const { type, title, status, detail, instance, code, requestId } = problem
     json = stringifyKnown({ type, title, status, detail, instance, code, requestId })
   }
-  // Valid JSON may hold raw U+2028/U+2029; escaped, a record stays one line
-  // for every line splitter and safe to embed in a script.
-  return LINE_SEPARATORS.test(json) ? json.replace(LINE_SEPARATORS_G, escapeSeparator) : json
+  return escapeLineSeparators(json)
 }
 
-const LINE_SEPARATORS = /[\u2028\u2029]/
-const LINE_SEPARATORS_G = /[\u2028\u2029]/g
-function escapeSeparator (c: string): string {
-  return c === '\u2028' ? '\\u2028' : '\\u2029'
+function hasExtensions (problem: ProblemDetails): boolean {
+  for (const key in problem) {
+    if (!KNOWN.has(key)) return true
+  }
+  return false
 }

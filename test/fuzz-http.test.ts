@@ -7,7 +7,7 @@ import Fastify from 'fastify'
 import { faultlineHttp, InternalError, defineFault, toFault, toProblem, stringifyProblem } from '../index.js'
 import { guardProcess } from './helpers/guard.js'
 import { wellFormed } from '../lib/problem.js'
-import { RUNS, thrown, nastyString } from './helpers/arbitraries.js'
+import { RUNS, thrown, nastyString, hostileDetails } from './helpers/arbitraries.js'
 
 guardProcess(t)
 
@@ -66,7 +66,7 @@ t.test('a secret in an unexposed fault never reaches the body', async t => {
 
 t.test('problem JSON is one parseable line for any message, code and details', async t => {
   let n = 0
-  fc.assert(fc.property(nastyString, nastyString, fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 })), (message, code, details) => {
+  fc.assert(fc.property(nastyString, nastyString, fc.oneof(fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 2 })), hostileDetails), (message, code, details) => {
     const Cls = defineFault({ code: wellFormed(`FUZZ_${n++}_${code.replace(/[\u0000-\u001f\u007f]/g, '')}`.slice(0, 200)), status: 422 }) // eslint-disable-line no-control-regex
     const json = stringifyProblem(toProblem(new Cls(message, { details })))
     if (/[\r\n\u2028\u2029]/.test(json)) return false

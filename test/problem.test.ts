@@ -103,6 +103,18 @@ t.test('stringifyProblem: one line of valid JSON, always', async t => {
   t.ok(validation instanceof ValidationError)
 })
 
+t.test('stringifyProblem: toJSON behaves as JSON says, and never breaks the line', async t => {
+  const render = (details: Record<string, unknown>) => stringifyProblem(toProblem(new NotFoundError('m', { details })))
+  t.same(JSON.parse(render({ a: { toJSON: () => undefined }, b: 1 })), { ...JSON.parse(render({})), b: 1 }, 'toJSON() -> undefined omits the member')
+  t.same(JSON.parse(render({ a: { toJSON: () => () => 1 }, s: { toJSON: () => Symbol('s') } })), JSON.parse(render({})), 'functions and symbols are omitted')
+  t.same(JSON.parse(render({ a: [{ toJSON: () => undefined }] })).a, [null], 'inside arrays they become null')
+  for (const bad of [{ toJSON: () => 1n }, { toJSON () { throw new Error('x') } }]) {
+    t.same(JSON.parse(render({ a: bad, b: 1 })), JSON.parse(render({})), 'a BigInt or a throwing toJSON drops the extension members')
+  }
+  t.equal(render({ t: 'a\u2028b' }).includes('\u2028'), false, 'separators in details are escaped too')
+  t.equal(JSON.parse(render({ t: 'a\u2028b' })).t, 'a\u2028b')
+})
+
 t.test('causes keep their other fields, previewed, for logs and debug', async t => {
   const carried = Object.assign(new Error('busy'), { statusCode: 503, headers: { 'x-token': 'abc' } })
   t.same(causeChain(carried)[0]!.fields, { statusCode: 503, headers: '{"x-token":"abc"}' })

@@ -192,6 +192,8 @@ t.test('lib helpers', async t => {
   t.equal(ndjsonData({ a: 1 }, 0), '{"type":"data","data":{"a":1}}\n')
   t.equal(ndjsonData(() => 1, 0), '{"type":"data","data":null}\n')
   t.equal(ndjsonData('line\nbreak', 0), '{"type":"data","data":"line\\nbreak"}\n', 'one record per line, always')
+  t.equal(ndjsonData('a\u2028b\u2029c', 0), '{"type":"data","data":"a\\u2028b\\u2029c"}\n', 'data records escape U+2028/U+2029 as error records do')
+  t.equal(JSON.parse(ndjsonData('a\u2028b', 0)).data, 'a\u2028b')
   t.equal(NDJSON_END, '{"type":"end"}\n')
   t.equal(ndjsonError('{"status":500}'), '{"type":"error","error":{"status":500}}\n')
   // eslint-disable-next-line no-throw-literal

@@ -63,6 +63,28 @@ export const thrown = fc.oneof(
   { weight: 1, arbitrary: nastyString }
 )
 
+/**
+ * Values whose JSON form is surprising: `toJSON` returning undefined, a
+ * function, a symbol or a BigInt, or throwing; plus anything fast-check makes.
+ */
+export const jsonHostile = fc.oneof(
+  fc.constantFrom<unknown>(
+    { toJSON: () => undefined },
+    { toJSON: () => () => 1 },
+    { toJSON: () => Symbol('s') },
+    { toJSON: () => 1n },
+    { toJSON () { throw new Error('toJSON failed') } },
+    { nested: { toJSON: () => undefined }, list: [{ toJSON: () => undefined }] },
+    () => 1,
+    Symbol('top'),
+    undefined
+  ),
+  fc.anything({ withBigInt: true, withBoxedValues: true, withMap: true, withSet: true, withTypedArray: true, withSparseArray: true, withNullPrototype: true })
+)
+
+/** Details a fault may carry: hostile keys and hostile JSON values. */
+export const hostileDetails = fc.dictionary(nastyString, jsonHostile, { maxKeys: 4 })
+
 let definedCount = 0
 // The control characters defineFault refuses in a code.
 const CONTROL = /[\u0000-\u001f\u007f]/g // eslint-disable-line no-control-regex
@@ -80,7 +102,8 @@ export const definedFault = fc.record({
   message: nastyString,
   retryAfter: fc.option(fc.oneof(fc.integer({ min: -10, max: 100_000 }), fc.double())),
   retryable: fc.option(fc.boolean()),
-  expose: fc.option(fc.boolean())
+  expose: fc.option(fc.boolean()),
+  details: fc.option(hostileDetails)
 }).map(spec => {
   const raw = `F${definedCount++}_${spec.code.replace(CONTROL, '')}`.slice(0, 200)
   const Cls = spec.handWritten
@@ -93,7 +116,8 @@ export const definedFault = fc.record({
     : defineFault({ code: wellFormed(raw), status: spec.status, ...(spec.retryable === null ? {} : { retryable: spec.retryable }) })
   return new Cls(spec.message, {
     ...(spec.retryAfter === null ? {} : { retryAfter: spec.retryAfter }),
-    ...(spec.expose === null ? {} : { expose: spec.expose })
+    ...(spec.expose === null ? {} : { expose: spec.expose }),
+    ...(spec.details === null ? {} : { details: spec.details })
   })
 })
 
