@@ -110,6 +110,10 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
   const { reporters, logLevels } = validate(opts)
   const { typeBase } = opts
   const debug = opts.debug === true
+  if (debug && process.env.NODE_ENV === 'production') {
+    // debug sends stacks, causes and internal messages to every client: never on by accident.
+    fastify.log.warn({ plugin: PLUGIN }, `${PLUGIN}: debug is on while NODE_ENV=production: every problem response carries internal messages, stacks and causes. Turn it off.`)
+  }
   const report = createReport({ reporters, logLevel: logLevels, log: fastify.log })
 
   function problemFor (fault: Fault, request: FastifyRequest | undefined): ProblemDetails {

@@ -234,6 +234,23 @@ t.test('debug: true adds the real message, stack and cause chain', async t => {
   t.match(body.cause, [{ message: 'db password=hunter2' }, { message: 'ECONNREFUSED 10.0.0.1' }])
 })
 
+t.test('debug: true under NODE_ENV=production warns loudly at register time, once', async t => {
+  const before = process.env.NODE_ENV
+  t.teardown(() => { if (before === undefined) delete process.env.NODE_ENV; else process.env.NODE_ENV = before })
+  process.env.NODE_ENV = 'production'
+  const on = await build({ debug: true })
+  await on.app.ready()
+  const warnings = on.logs.lines.filter(l => l.level === 40 && /debug is on while NODE_ENV=production/.test(String(l.msg)))
+  t.equal(warnings.length, 1)
+  const off = await build({ debug: false })
+  await off.app.ready()
+  t.notOk(off.logs.lines.some(l => /NODE_ENV=production/.test(String(l.msg))), 'no warning without debug')
+  process.env.NODE_ENV = 'development'
+  const dev = await build({ debug: true })
+  await dev.app.ready()
+  t.notOk(dev.logs.lines.some(l => /NODE_ENV=production/.test(String(l.msg))), 'no warning outside production')
+})
+
 t.test('fastify.faultline: report, toProblem, problemJson, sendProblem, catalog', async t => {
   const { app, logs, seen } = await build()
   app.get('/p', async (req) => {
