@@ -7,6 +7,7 @@ import { stringifyProblem } from '../lib/problem-json.js'
 import { createReport, LOG_LEVELS, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
 import { FaultlineInvalidOptionError } from '../lib/errors.js'
 import { truncateResponse } from '../lib/truncate.js'
+import { invalidHeaderNames } from '../lib/headers.js'
 
 export interface FaultlineHttpOptions {
   /** One reporter or many, called as `(fault, { transport, phase, request })` after the fault is logged. */
@@ -134,6 +135,14 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       transport: context?.transport ?? 'http',
       phase: headersSent ? 'mid-stream' : (context?.phase ?? 'before-response'),
       request
+    }
+    if (!headersSent) {
+      // A header Node refuses would make writeHead throw and lose the problem: drop it, and say so in the log line.
+      const invalid = invalidHeaderNames(reply.getHeaders())
+      if (invalid.length > 0) {
+        for (const name of invalid) reply.removeHeader(name)
+        ctx.droppedHeaders = invalid
+      }
     }
     report(fault, ctx, err)
     if (headersSent) {
