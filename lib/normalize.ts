@@ -25,8 +25,13 @@ type Bag = Record<string, unknown>
  * `value` is: a hostile value (a Proxy, a getter that throws) becomes a plain
  * `InternalError` that does not keep the value, so nothing downstream (a
  * logger, a reporter) touches it again.
+ *
+ * `status` is the status to use for an error object that carries none of its
+ * own, as Fastify does with a status set on the reply
+ * (`reply.code(418).send(new Error('teapot'))` answers 418); it counts only
+ * when it is an integer 400-599. Otherwise such an error is an `InternalError`.
  */
-export function toFault (value: unknown): Fault {
+export function toFault (value: unknown, status?: number): Fault {
   try {
     if (typeof value === 'object' && value !== null && types.isProxy(value)) return new InternalError('A Proxy was thrown')
     if (value instanceof Fault) return value
@@ -35,7 +40,7 @@ export function toFault (value: unknown): Fault {
     const limit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
     try {
-      return adopt(value)
+      return adopt(value, status)
     } finally {
       Error.stackTraceLimit = limit
     }
@@ -44,7 +49,7 @@ export function toFault (value: unknown): Fault {
   }
 }
 
-function adopt (value: unknown): Fault {
+function adopt (value: unknown, fallback: number | undefined): Fault {
   if (typeof value !== 'object' || value === null) {
     if (typeof value === 'function') return new InternalError('A function was thrown')
     return new InternalError(`A non-error value was thrown: ${preview(value)}`)
@@ -74,7 +79,10 @@ function adopt (value: unknown): Fault {
   }
 
   const status = statusOf(err)
-  if (status === undefined) return new InternalError(message, { cause: value })
+  if (status === undefined) {
+    if (!isFaultStatus(fallback)) return new InternalError(message, { cause: value })
+    return withStatus(fallback, message, value, fallback < 500, undefined)
+  }
   const boom = boomOutput(err)
   if (boom !== undefined) {
     // Boom hides 5xx messages, so do we.

@@ -75,14 +75,18 @@ export function levelFor (fault: Fault, levels: LogLevels | undefined): LogLevel
 
 /** A fault as a log record: plain data, read once, safe for any serializer. */
 export interface SerializedFault {
+  /** The fault's name; for a fault `toFault` adopted, the original error's (e.g. `TypeError`). */
   name: string
   message: string
+  /** The fault's code; for an adopted fault, the original error's own code when it has one (e.g. `ECONNREFUSED`). */
   code: string
   status: number
+  /** The fault's stack; for an adopted fault, the original error's (where it was thrown). */
   stack?: string
+  /** The cause chain: the fault's, or for an adopted fault the original error's own causes. */
   cause?: DebugCause[]
-  /** The fault's details, previewed (bounded, cycle-safe): the log may hold what the client may not. */
-  details?: unknown
+  /** For an adopted fault: the original error's other own fields (e.g. the headers an http-errors error carries), previewed. */
+  fields?: Record<string, unknown>
 }
 
 function nonEmpty<T> (list: T[]): T[] | undefined {
@@ -102,29 +106,77 @@ function lazy (target: object, key: string, compute: () => unknown): void {
   })
 }
 
+/**
+ * The value `toFault` adopted to make `fault`, when `original` is one: then
+ * the fault's own stack holds no frames (adoption captures none) and the
+ * original's is the one worth logging. A fault built by hand with a cause
+ * (a wrapped error) is not adopted: its own stack and cause chain are kept.
+ */
+function adoptedFrom (fault: Fault, original: unknown): object | undefined {
+  return original !== fault && typeof original === 'object' && original !== null && fault.cause === original ? original : undefined
+}
+
 // A null prototype makes pino's `err` serializer take `type` from `name`
 // instead of from `constructor.name` ("Object").
-export function serializeFault (fault: Fault, withStack: boolean, lazily = false): SerializedFault {
+export function serializeFault (fault: Fault, withStack: boolean, lazily = false, original?: unknown): SerializedFault {
   const out: SerializedFault = Object.create(null)
   out.name = fault.name
   out.message = fault.message
   out.code = fault.code
   out.status = fault.status
-  if (withStack) {
-    if (lazily) {
-      // Formatting stacks is most of the cost of a 5xx log line: leave it
-      // to the first read (pino's err serializer, JSON.stringify), which a
-      // no-op logger never makes.
-      lazy(out, 'stack', () => typeof fault.stack === 'string' ? fault.stack : undefined)
-      if (fault.cause !== undefined) lazy(out, 'cause', () => nonEmpty(causeChain(fault.cause)))
-    } else {
-      if (typeof fault.stack === 'string') out.stack = fault.stack
-      const chain = causeChain(fault.cause)
-      if (chain.length > 0) out.cause = chain
-    }
-    if (fault.details !== undefined) out.details = preview(fault.details)
+  if (!withStack) return out
+  const source = adoptedFrom(fault, original)
+  if (source !== undefined) {
+    describeAdopted(out, source, lazily)
+  } else if (lazily) {
+    // Formatting stacks is most of the cost of a 5xx log line: leave it
+    // to the first read (pino's err serializer, JSON.stringify), which a
+    // no-op logger never makes.
+    lazy(out, 'stack', () => typeof fault.stack === 'string' ? fault.stack : undefined)
+    if (fault.cause !== undefined) lazy(out, 'cause', () => nonEmpty(causeChain(fault.cause)))
+  } else {
+    if (typeof fault.stack === 'string') out.stack = fault.stack
+    const chain = causeChain(fault.cause)
+    if (chain.length > 0) out.cause = chain
   }
   return out
+}
+
+/**
+ * An adopted fault logs as its original error, as pino would log that error:
+ * its name, code, the stack where it was thrown, its own fields and its own
+ * causes. The message appears once, not once per layer. `causeChain` reads
+ * it all safely (bounded, cycle-safe, never throwing); its first entry is
+ * the original itself.
+ */
+function describeAdopted (out: SerializedFault, source: object, lazily: boolean): void {
+  let described: DebugCause[] | undefined
+  const chain = (): DebugCause[] => (described ??= causeChain(source))
+  if (lazily) {
+    const self = (): DebugCause | undefined => chain()[0]
+    const { name, code } = out
+    lazy(out, 'name', () => self()?.name ?? name)
+    lazy(out, 'code', () => self()?.code ?? code)
+    lazy(out, 'stack', () => self()?.stack)
+    if (hasCause(source)) lazy(out, 'cause', () => nonEmpty(chain().slice(1)))
+    lazy(out, 'fields', () => self()?.fields)
+    return
+  }
+  const [self, ...causes] = chain()
+  if (self === undefined) return
+  out.name = self.name
+  if (self.code !== undefined) out.code = self.code
+  if (self.stack !== undefined) out.stack = self.stack
+  if (causes.length > 0) out.cause = causes
+  if (self.fields !== undefined) out.fields = self.fields
+}
+
+function hasCause (value: object): boolean {
+  try {
+    return (value as { cause?: unknown }).cause !== undefined
+  } catch {
+    return false
+  }
 }
 
 export type Report = <R extends ReportRequest>(fault: Fault, context: FaultContext<R>, original?: unknown) => boolean
@@ -154,23 +206,29 @@ export function createReport (options: ReportOptions): Report {
     const log = request?.log ?? options.log
     const level = context.level ?? levelFor(fault, logLevel)
     if (level !== 'silent' && (log.isLevelEnabled === undefined || log.isLevelEnabled(level))) {
-      log[level](logRecord(fault, context, level, log.isLevelEnabled === undefined), fault.message)
+      log[level](logRecord(fault, context, level, log.isLevelEnabled === undefined, original), fault.message)
     }
     for (const reporter of reporters) callReporter(reporter, fault, context, log)
     return true
   }
 }
 
-function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel, lazily: boolean): Record<string, unknown> {
+function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel, lazily: boolean, original: unknown): Record<string, unknown> {
+  // Stacks only where they help: server faults, or a level someone raised.
+  // Other lines say it all in `fault` and `msg`.
+  const withErr = fault.status >= 500 || level === 'warn' || level === 'error' || level === 'fatal'
+  const summary: { code: string, status: number, details?: unknown } = { code: fault.code, status: fault.status }
+  // Details, previewed (bounded, cycle-safe): on a line with a stack, always
+  // (the log may hold what the client may not); on other lines, when the
+  // client sees them too (a 409's `sku`).
+  if (fault.details !== undefined && (withErr || fault.exposeDetails)) summary.details = preview(fault.details)
   const record: Record<string, unknown> = {
-    fault: { code: fault.code, status: fault.status },
+    fault: summary,
     transport: context.transport,
     phase: context.phase,
     handled: true
   }
-  // Stacks only where they help: server faults, or a level someone raised.
-  // Other lines say it all in `fault` and `msg`.
-  if (fault.status >= 500 || level === 'warn' || level === 'error' || level === 'fatal') record.err = serializeFault(fault, true, lazily)
+  if (withErr) record.err = serializeFault(fault, true, lazily, original)
   for (const key of Object.keys(context)) {
     if (!CONTEXT_KEYS.has(key)) record[key] = context[key]
   }

@@ -127,9 +127,11 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
   }
 
   function sendProblem (reply: FastifyReply, err: unknown, context?: FaultlineSendContext): Fault {
-    const fault = toFault(err)
-    const request = reply.request
     const headersSent = reply.raw.headersSent
+    // As Fastify: a 4xx/5xx status set on the reply is the status of an error
+    // that carries none of its own.
+    const fault = toFault(err, headersSent ? undefined : reply.statusCode)
+    const request = reply.request
     const ctx: FaultContext<FastifyRequest> = {
       ...context,
       transport: context?.transport ?? 'http',

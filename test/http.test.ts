@@ -53,8 +53,57 @@ t.test('a thrown Error with a secret is a generic 500: no message, no stack, log
   t.notMatch(res.body, /hunter2|stack|at /)
   const [line] = logs.faults()
   t.match(line, { level: 50, fault: { code: 'INTERNAL', status: 500 }, msg: 'db password=hunter2' })
-  t.match(line!.err, { type: 'InternalError', stack: /db password=hunter2/ })
   t.equal(logs.lines.filter(l => l.err !== undefined).length, 1)
+})
+
+t.test('an adopted Error logs as itself: its type and the stack where it was thrown, the message once', async t => {
+  const { app, logs } = await build()
+  app.get('/', async function routeThatThrows () { throw new TypeError('db password=hunter2') })
+  await app.inject('/')
+  const [line] = logs.faults()
+  const err = line!.err as { type: string, message: string, stack: string, cause?: unknown }
+  t.equal(err.type, 'TypeError', 'log tools group by the original type')
+  t.match(err.stack, /^TypeError: db password=hunter2\n\s+at (?:Object\.)?routeThatThrows \(.*http\.test\.ts:\d+:\d+\)/, 'the frames of the route')
+  t.equal(err.cause, undefined, 'no cause entry repeating the same error')
+  t.equal(JSON.stringify(line).split('db password=hunter2').length - 1, 3, 'msg, err.message and the stack\'s first line')
+  t.match(line, { fault: { code: 'INTERNAL', status: 500 } })
+})
+
+t.test('a 4xx line carries the fault\'s exposed details', async t => {
+  const { app, logs } = await build()
+  const OutOfStock = defineFault<{ sku: string }>({ code: 'OUT_OF_STOCK', status: 409 })
+  app.post('/orders', async () => { throw new OutOfStock('SKU A is out', { details: { sku: 'A' } }) })
+  const res = await app.inject({ method: 'POST', url: '/orders' })
+  t.equal(res.statusCode, 409)
+  const [line] = logs.faults()
+  t.match(line, { level: 30, msg: 'SKU A is out', fault: { code: 'OUT_OF_STOCK', status: 409, details: '{"sku":"A"}' } })
+  t.equal(line!.err, undefined)
+})
+
+t.test('a 4xx/5xx status set on the reply is kept for an error without its own, as Fastify does', async t => {
+  const routes = (app: FastifyInstance): void => {
+    app.get('/teapot', (_req, reply) => { reply.code(418).send(new Error('teapot')) })
+    app.get('/thrown', async (_req, reply) => { reply.code(422); throw new Error('bad shape') })
+    app.get('/unavailable', async (_req, reply) => { reply.code(503); throw new Error('pool exhausted at 10.0.3.7') })
+    app.get('/own', (_req, reply) => { reply.code(418).send(Object.assign(new Error('gone'), { statusCode: 410 })) })
+    app.get('/success-status', async (_req, reply) => { reply.code(201); throw new Error('after all') })
+  }
+  const bare = Fastify()
+  routes(bare)
+  const { app, logs } = await build()
+  routes(app)
+  for (const [url, status] of [['/teapot', 418], ['/thrown', 422], ['/unavailable', 503], ['/own', 410], ['/success-status', 500]] as const) {
+    t.equal((await bare.inject(url)).statusCode, status, `Fastify: ${url}`)
+    t.equal((await app.inject(url)).statusCode, status, `faultline: ${url}`)
+  }
+  const teapot = await app.inject('/teapot')
+  t.equal(teapot.headers['content-type'], PROBLEM)
+  t.match(teapot.json(), { status: 418, code: 'IM_A_TEAPOT', title: "I'm a Teapot", detail: 'teapot' })
+  t.match((await app.inject('/thrown')).json(), { status: 422, code: 'UNPROCESSABLE_ENTITY', detail: 'bad shape' })
+  const unavailable = await app.inject('/unavailable')
+  t.match(unavailable.json(), { status: 503, code: 'SERVICE_UNAVAILABLE', detail: 'Service Unavailable' })
+  t.notMatch(unavailable.body, /10\.0\.3\.7/, 'a 5xx set on the reply stays unexposed')
+  t.match(logs.faults().find(l => l.msg === 'teapot'), { level: 30, fault: { code: 'IM_A_TEAPOT', status: 418 } })
 })
 
 t.test('every hostile thrown value comes back as a valid problem+json 500', async t => {

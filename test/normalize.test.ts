@@ -201,3 +201,20 @@ t.test('Boom objects keep their status; Boom hides server messages', async t => 
   t.ok(broken instanceof InternalError, 'a Boom without a usable status')
   t.equal(broken.message, 'bad boom')
 })
+
+t.test('a fallback status (a status set on the reply) is used for an error without its own', async t => {
+  const teapot = new Error('teapot')
+  const fault = toFault(teapot, 418)
+  t.match(fault, { status: 418, code: 'IM_A_TEAPOT', title: "I'm a Teapot", message: 'teapot', expose: true, retryable: false })
+  t.equal(fault.cause, teapot)
+  t.match(toFault(new Error('x'), 404), { constructor: NotFoundError, status: 404, expose: true })
+  t.match(toFault(new Error('down'), 503), { constructor: ServiceUnavailableError, expose: false, retryable: true }, '5xx stay unexposed')
+  t.match(toFault(Object.assign(new Error('own'), { statusCode: 409 }), 418), { status: 409 }, 'an error\'s own status wins')
+  t.match(toFault(Object.assign(new Error('aborted'), { name: 'AbortError' }), 418), { status: 499 }, 'so does a client abort')
+  for (const status of [200, 302, 399, 600, 404.5, Number.NaN, undefined]) {
+    t.match(toFault(new Error('x'), status), { constructor: InternalError, status: 500 }, `not a fault status: ${status}`)
+  }
+  t.match(toFault('a string', 418), { constructor: InternalError }, 'only for error objects')
+  const fault2 = toFault(new NotFoundError('mine'), 503)
+  t.equal(fault2.status, 404, 'a fault keeps its own status')
+})

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { NotFoundError, InternalError, ClientClosedError, toFault, type FaultContext } from '../index.js'
+import { NotFoundError, InternalError, ClientClosedError, defineFault, toFault, type FaultContext } from '../index.js'
 import { createReport, levelFor, serializeFault, type FaultLogger } from '../lib/report.js'
 import { guardProcess } from './helpers/guard.js'
 
@@ -42,7 +42,8 @@ t.test('logs once per request with the contract fields, then calls every reporte
   t.equal(entry!.msg, 'db down')
   t.match(entry!.obj, { fault: { code: 'INTERNAL', status: 500 }, transport: 'stream', phase: 'mid-stream', handled: true, bytes: 10 })
   t.notOk('request' in entry!.obj, 'the request object is not logged (pino adds reqId)')
-  t.match(entry!.obj.err, { name: 'InternalError', message: 'db down', code: 'INTERNAL', status: 500, stack: /InternalError: db down/, cause: [{ message: 'db down' }] })
+  // An adopted Error logs as itself: its name, where it was thrown, the message once.
+  t.same({ ...entry!.obj.err as object }, { name: 'Error', message: 'db down', code: 'INTERNAL', status: 500, stack: raw.stack })
   t.equal(Object.getPrototypeOf(entry!.obj.err), null)
   t.equal(calls.length, 2)
   t.equal(calls[0]![0], fault)
@@ -142,10 +143,77 @@ t.test('a reporter that throws or rejects is logged and ignored', async t => {
 })
 
 t.test('a server fault\'s details are in the log (previewed), never only in memory', async t => {
-  const f = new InternalError('x', { details: { connection: 'postgres://u:secret@db' } })
-  t.equal(serializeFault(f, true).details, '{"connection":"postgres://u:secret@db"}')
-  t.equal(serializeFault(new InternalError('x'), true).details, undefined)
-  t.equal(serializeFault(f, false).details, undefined)
+  const log = fakeLogger()
+  const report = createReport({ reporters: [], log })
+  report(new InternalError('x', { details: { connection: 'postgres://u:secret@db' } }), { transport: 'http', phase: 'before-response' })
+  t.same(log.entries[0]!.obj.fault, { code: 'INTERNAL', status: 500, details: '{"connection":"postgres://u:secret@db"}' })
+  report(new InternalError('x'), { transport: 'http', phase: 'before-response' })
+  t.same(log.entries[1]!.obj.fault, { code: 'INTERNAL', status: 500 })
+  const cyclic: Record<string, unknown> = { a: 'x'.repeat(5000) }
+  cyclic.self = cyclic
+  report(new InternalError('x', { details: cyclic }), { transport: 'http', phase: 'before-response' })
+  const preview = (log.entries[2]!.obj.fault as { details: string }).details
+  t.ok(preview.length < 5000 && preview.endsWith('…'), 'bounded')
+})
+
+t.test('a client fault\'s line carries its exposed details, previewed as for 5xx; never unexposed ones', async t => {
+  const OutOfStockError = defineFault<{ sku: string }>({ code: 'OUT_OF_STOCK_LOG', status: 409 })
+  const log = fakeLogger()
+  const report = createReport({ reporters: [], log })
+  report(new OutOfStockError('SKU A is out', { details: { sku: 'A' } }), { transport: 'http', phase: 'before-response' })
+  t.equal(log.entries[0]!.level, 'info')
+  t.same(log.entries[0]!.obj.fault, { code: 'OUT_OF_STOCK_LOG', status: 409, details: '{"sku":"A"}' })
+  t.equal(log.entries[0]!.obj.err, undefined, 'still no err record on a 4xx line')
+  report(new OutOfStockError('hidden', { details: { sku: 'S3CR3T' }, exposeDetails: false }), { transport: 'http', phase: 'before-response' })
+  t.same(log.entries[1]!.obj.fault, { code: 'OUT_OF_STOCK_LOG', status: 409 }, 'details the client may not see stay out of info lines')
+  const big = { sku: 'B', list: Array.from({ length: 10_000 }, (_, i) => i) }
+  report(new OutOfStockError('big', { details: big }), { transport: 'http', phase: 'before-response' })
+  const preview = (log.entries[2]!.obj.fault as { details: string }).details
+  t.ok(preview.length < 2000 && preview.endsWith('…'), 'bounded as for 5xx')
+})
+
+t.test('an adopted error logs its own name and stack at the top; a wrapped fault keeps its own and its cause chain', async t => {
+  const log = fakeLogger()
+  const report = createReport({ reporters: [], log })
+  const root = new RangeError('socket hang up')
+  const thrown = new TypeError('cannot read balance', { cause: root })
+  report(toFault(thrown), { transport: 'http', phase: 'before-response' }, thrown)
+  const adopted = log.entries[0]!.obj.err as Record<string, unknown>
+  t.equal(adopted.name, 'TypeError')
+  t.equal(adopted.stack, thrown.stack, 'where it was thrown, not toFault\'s frameless InternalError')
+  t.match(adopted.cause, [{ name: 'RangeError', message: 'socket hang up', stack: root.stack }], 'its own causes follow')
+  t.equal((adopted.cause as unknown[]).length, 1)
+  t.equal(JSON.stringify(adopted).split('cannot read balance').length - 1, 2, 'the message once (and once in the stack), not once per layer')
+
+  const wrapped = new InternalError('ledger write failed', { cause: thrown })
+  report(wrapped, { transport: 'http', phase: 'before-response' }, wrapped)
+  const own = log.entries[1]!.obj.err as Record<string, unknown>
+  t.equal(own.name, 'InternalError')
+  t.equal(own.stack, wrapped.stack)
+  t.match(own.cause, [{ name: 'TypeError', stack: thrown.stack }, { name: 'RangeError' }])
+
+  const lazily = fakeLogger(undefined, false)
+  const reportLazily = createReport({ reporters: [], log: lazily })
+  reportLazily(toFault(thrown), { transport: 'http', phase: 'before-response' }, thrown)
+  const lazy = lazily.entries[0]!.obj.err as Record<string, unknown>
+  t.equal(typeof Object.getOwnPropertyDescriptor(lazy, 'stack')!.get, 'function', 'not read until a serializer reads it')
+  t.same(JSON.parse(JSON.stringify(lazy)), JSON.parse(JSON.stringify(adopted)), 'the same record, lazily')
+
+  const plain = new Error('no cause')
+  reportLazily(toFault(plain), { transport: 'http', phase: 'before-response' }, plain)
+  t.notOk('cause' in (lazily.entries[1]!.obj.err as object), 'no cause: no chain')
+
+  // A value whose name, stack and cause getters work while toFault adopts it, then throw
+  const hostile = { message: 'fine', statusCode: 502 }
+  let armed = false
+  for (const key of ['name', 'stack', 'cause']) {
+    Object.defineProperty(hostile, key, { get () { if (armed) throw new Error('trap') } })
+  }
+  const fault = toFault(hostile)
+  armed = true
+  report(fault, { transport: 'http', phase: 'before-response' }, hostile)
+  const last = log.entries.at(-1)!.obj.err as Record<string, unknown>
+  t.same({ ...last }, { name: 'BadGatewayError', message: 'fine', code: 'BAD_GATEWAY', status: 502 }, 'getters that throw are skipped')
 })
 
 t.test('a logger without isLevelEnabled (Fastify\'s logger: false) gets stacks computed only when read', async t => {
@@ -175,4 +243,24 @@ t.test('serializeFault', async t => {
   const f = new NotFoundError('x')
   Object.defineProperty(f, 'stack', { value: 42 })
   t.same({ ...serializeFault(f, true) }, { name: 'NotFoundError', message: 'x', code: 'NOT_FOUND', status: 404 })
+})
+
+t.test('an adopted error logs its code and own fields as pino would, bounded', async t => {
+  const log = fakeLogger()
+  const lazily = fakeLogger(undefined, false)
+  const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.3.7:5432'), { code: 'ECONNREFUSED', port: 5432, big: 'x'.repeat(5000) })
+  for (const logger of [log, lazily]) {
+    createReport({ reporters: [], log: logger })(toFault(refused), { transport: 'http', phase: 'before-response' }, refused)
+  }
+  const eager = log.entries[0]!.obj.err as Record<string, any>
+  t.match(eager, { name: 'Error', code: 'ECONNREFUSED', status: 500, stack: refused.stack, fields: { port: 5432 } })
+  t.ok(eager.fields.big.length < 5000, 'fields are previewed')
+  t.same(JSON.parse(JSON.stringify(lazily.entries[0]!.obj.err)), JSON.parse(JSON.stringify(eager)), 'the same record, lazily')
+  t.equal(log.entries[0]!.obj.fault && (log.entries[0]!.obj.fault as { code: string }).code, 'INTERNAL', 'the fault code stays in `fault`')
+
+  const hostileCause = Object.defineProperty(new Error('x'), 'cause', { get () { throw new Error('trap') } })
+  createReport({ reporters: [], log: lazily })(toFault(hostileCause), { transport: 'http', phase: 'before-response' }, hostileCause)
+  const err = lazily.entries[1]!.obj.err as Record<string, unknown>
+  t.notOk('cause' in err, 'a cause that cannot be read is no cause')
+  t.equal(err.name, 'InternalError', 'an original that cannot be read safely is described by the fault')
 })
