@@ -3,8 +3,8 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import {
-  defineFault, toFault, isFault, faultlineHttp, NotFoundError, ValidationError, Fault,
-  type FaultClass, type Transport, type Phase, type ProblemDetails, type CatalogEntry
+  defineFault, toFault, isFault, faultlineHttp, faultlineSse, faultlineBackground, NotFoundError, ValidationError, Fault,
+  type FaultClass, type FaultlineSse, type FaultlineBackground, type Transport, type Phase, type ProblemDetails, type CatalogEntry
 } from '../index.js'
 
 const PaymentRequiredError = defineFault<{ invoice: string, amount: number }>({ code: 'TYPES_PAYMENT', status: 402 })
@@ -66,6 +66,32 @@ t.test('plugin options and the decorator are typed', async t => {
     app.faultline.report(new Error('x'), { transport: 'smtp' })
     // @ts-expect-error log levels are pino's
     app.register(faultlineHttp, { logLevels: { '4xx': 'loud' } })
+  }
+  void mustNotCompile // eslint-disable-line no-void
+})
+
+t.test('the members other plugins add are typed present, and are undefined until their plugin is registered (as documented)', async t => {
+  const app = Fastify()
+  await app.register(faultlineHttp)
+  // Declaration merging cannot see registration: both read without a check.
+  const sse: FaultlineSse = app.faultline.sse
+  const background: FaultlineBackground = app.faultline.background
+  t.equal(sse, undefined, 'docs/sse.md: undefined without faultlineSse')
+  t.equal(background, undefined, 'docs/background.md: undefined without faultlineBackground')
+  await app.register(faultlineSse)
+  await app.register(faultlineBackground)
+  t.equal(app.faultline.sse.open, 0)
+  t.equal(app.faultline.background.stats().pending, 0)
+  await app.close()
+})
+
+t.test('toFault takes a fallback status for errors without their own', async t => {
+  const fault: Fault = toFault(new Error('teapot'), 418)
+  t.equal(fault.status, 418)
+  // Checked by the type checker only (never called): each line must not compile.
+  function mustNotCompile (): void {
+    // @ts-expect-error the status is a number
+    toFault(new Error('x'), '418')
   }
   void mustNotCompile // eslint-disable-line no-void
 })
