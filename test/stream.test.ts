@@ -290,7 +290,7 @@ t.test('a source that is not a stream is a 500 with a descriptive log line', asy
     t.match(await response.json(), { status: 500, code: 'INTERNAL', detail: 'Internal Server Error' }, `${kind}: nothing internal is sent`)
     t.match(s.faults().at(-1), { level: 50, transport: 'stream', phase: 'before-response', err: { message } }, `${kind}: the log line says what is wrong`)
   }
-  t.match(s.faults()[0], { fault: { code: 'INTERNAL' }, err: { type: 'FastifyError', code: 'FST_FAULTLINE_STREAM_SOURCE' } }, 'an adopted error logs as itself')
+  t.match(s.faults()[0], { fault: { code: 'INTERNAL' }, err: { type: 'FaultlineError', code: 'FST_FAULTLINE_STREAM_SOURCE' } }, 'an adopted error logs as itself')
 })
 
 t.test('invalid per-call options are a 500 with a descriptive log line', async t => {
