@@ -1,5 +1,5 @@
-import { faultClassFor, type CatalogEntry, type Fault, type FaultClass } from './fault.js'
-import { closeCodeFor, defaultCloseCode } from './close-codes.js'
+import { faultClassFor, type CatalogEntry } from './fault.js'
+import { closeCodeFor } from './close-codes.js'
 
 // The fault catalog as a docs page: every code in use, what a client sees
 // for it on each transport, and which routes declare it. Pure: the http
@@ -12,10 +12,10 @@ export interface CatalogDocEntry {
   title: string
   /** The class name, e.g. `NotFoundError`. */
   name: string
-  /** Whether a client sees the fault's message (else only its title). `null`: the class cannot be built without arguments. */
-  exposed: boolean | null
-  /** Whether retrying may succeed. `null` as for `exposed`. */
-  retryable: boolean | null
+  /** Whether a client sees the fault's message (else only its title). */
+  exposed: boolean
+  /** Whether retrying may succeed. */
+  retryable: boolean
   /** The WebSocket close code it maps to (before any `closeCodes` option of a websocket plugin). */
   closeCode: number
   /** Routes declaring it in their `faults` option, e.g. `GET /users/:id`. */
@@ -23,32 +23,25 @@ export interface CatalogDocEntry {
 }
 
 /**
- * The catalog with each class's defaults. Defaults come from building one
- * instance of the class (the one place they are decided), so a class whose
- * constructor insists on arguments reports `null` for them.
+ * The catalog with each class's defaults. Defaults come from one instance of
+ * the class (the constructor is the one place they are decided); every
+ * cataloged class is a built-in or a `defineFault`, built without arguments.
  */
 export function catalogDocument (entries: readonly CatalogEntry[], routesByCode: ReadonlyMap<string, readonly string[]>): CatalogDocEntry[] {
   return entries.map(entry => {
-    const sample = sampleOf(faultClassFor(entry.code))
+    // `entries` come from faultCatalog(): each has its class.
+    const sample = new (faultClassFor(entry.code)!)()
     return {
       code: entry.code,
       status: entry.status,
       title: entry.title,
       name: entry.name,
-      exposed: sample === undefined ? null : sample.expose,
-      retryable: sample === undefined ? null : sample.retryable,
-      closeCode: sample === undefined ? defaultCloseCode(entry.status) : closeCodeFor(sample),
+      exposed: sample.expose,
+      retryable: sample.retryable,
+      closeCode: closeCodeFor(sample),
       routes: [...(routesByCode.get(entry.code) ?? [])]
     }
   })
-}
-
-function sampleOf (Class: FaultClass<any> | undefined): Fault | undefined {
-  try {
-    return Class === undefined ? undefined : new Class()
-  } catch {
-    return undefined
-  }
 }
 
 const HEADER = '| code | status | title | exposed | retryable | close code | routes |\n|---|---|---|---|---|---|---|\n'
@@ -63,8 +56,8 @@ export function catalogMarkdown (doc: readonly CatalogDocEntry[]): string {
   return out
 }
 
-function yesNo (value: boolean | null): string {
-  return value === null ? '?' : value ? 'yes' : 'no'
+function yesNo (value: boolean): string {
+  return value ? 'yes' : 'no'
 }
 
 /** One table cell: no line breaks, no cell separators, no HTML. */
