@@ -260,3 +260,21 @@ t.test('isFaultClass', async t => {
   t.notOk(isFaultClass(class { static code = 'X'; static status = 404 }))
   t.notOk(isFaultClass(class extends NotFoundError { static override status = 200 }), 'a subclass with a status no fault may carry')
 })
+
+t.test('defineFault checks detailsSchema at definition time', async t => {
+  const cyclic: Record<string, unknown> = { type: 'object' }
+  cyclic.self = cyclic
+  const bad: Array<[unknown, RegExp]> = [
+    [null, /detailsSchema must be an object JSON schema .*got null/],
+    [[], /got an array/],
+    ['object', /got "object"/],
+    [{ type: 'string' }, /detailsSchema must be an object JSON schema/],
+    [cyclic, /detailsSchema must be plain JSON \(no cycles, no BigInt\)/],
+    [{ type: 'object', properties: { n: { default: 1n } } }, /plain JSON/]
+  ]
+  for (const [detailsSchema, message] of bad) {
+    t.throws(() => defineFault({ code: 'OAS_BAD_SCHEMA', status: 400, detailsSchema: detailsSchema as never }), { code: 'FST_FAULTLINE_INVALID_FAULT', message })
+  }
+  t.equal(defineFault({ code: 'OAS_NO_TYPE', status: 400, detailsSchema: { properties: {} } }).detailsSchema?.properties !== undefined, true, 'type may be left out')
+  t.equal(NotFoundError.detailsSchema, undefined)
+})

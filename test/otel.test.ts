@@ -334,3 +334,39 @@ t.test('with no SDK registered the reporter is a no-op that never throws', async
   await app.close()
   provider.register()
 })
+
+t.test('odd requests and spans: the reporter never throws and never invents a span', async t => {
+  const report = otelReporter({ meterProvider })
+  const fault = new NotFoundError('x')
+  const ctx = (request: unknown, transport = 'http', phase = 'before-response', extra = {}): never => ({ transport, phase, request, ...extra }) as never
+  // request.opentelemetry that throws, returns junk, or has no span: the active span (none here) is used.
+  report(fault, ctx({ opentelemetry () { throw new Error('trap') } }))
+  report(fault, ctx({ opentelemetry: () => null }))
+  report(fault, ctx({ opentelemetry: () => ({ span: null, context: null }) }))
+  report(fault, ctx({ opentelemetry: 'not a function' }))
+  report(fault, ctx(null))
+  t.same(finished(), [], 'no span, none made up')
+
+  // A span that is not recording: unsampled or invalid. Nothing is added.
+  const unsampled = trace.wrapSpanContext({ traceId: '1'.repeat(32), spanId: '2'.repeat(16), traceFlags: 0 })
+  const invalid = trace.wrapSpanContext({ traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 1 })
+  report(fault, ctx({ opentelemetry: () => ({ span: unsampled }) }))
+  report(fault, ctx({ opentelemetry: () => ({ span: invalid }) }))
+  report(fault, ctx({ opentelemetry: () => ({ span: invalid }) }, 'background', 'after-response', { task: 42 }))
+  const [task] = finished()
+  t.equal(task?.name, 'faultline.background anonymous', 'a task name that is not a string')
+  t.same(task?.links, [], 'an invalid request span is not linked')
+  t.notOk('faultline.request_id' in (task?.attributes ?? {}))
+  spans.reset()
+
+  // A WebSocket fault whose socket is already gone (or was never there): the span still ends.
+  report(new BadRequestError('late'), ctx({ id: 'r1', url: '/ws?token=1', raw: { socket: { destroyed: true } } }, 'websocket', 'message'))
+  report(new BadRequestError('late'), ctx({ id: 'r2', url: '/ws2', raw: {} }, 'websocket', 'mid-stream'))
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(finished().map(s => [s.name, s.attributes['faultline.request_id']]), [['faultline.websocket /ws', 'r1'], ['faultline.websocket /ws2', 'r2']], 'the path without its query')
+  t.equal(finished()[0]!.status.code, SpanStatusCode.UNSET, 'a 4xx on a connection is no server error')
+  spans.reset()
+  // A WebSocket fault with no request: the active span, as for any other.
+  report(fault, ctx(undefined, 'websocket', 'message'))
+  t.same(finished(), [])
+})
