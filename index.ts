@@ -8,11 +8,14 @@ export {
 } from './lib/fault.js'
 export type {
   FaultDetails, FaultOptions, FaultClass, FaultClassInfo, DefineFaultOptions, CatalogEntry,
-  ValidationIssue, ValidationDetails
+  ValidationIssue, ValidationDetails, DetailsSchema
 } from './lib/fault.js'
 export { toFault } from './lib/normalize.js'
 export { toProblem } from './lib/problem.js'
 export { stringifyProblem } from './lib/problem-json.js'
+export { PROBLEM_SCHEMA_ID, PROBLEM_MEDIA_TYPE } from './lib/openapi.js'
+export type { RouteFaults } from './lib/openapi.js'
+export type { CatalogDocEntry } from './lib/catalog-doc.js'
 export type { ProblemDetails, ProblemOptions, DebugCause } from './lib/problem.js'
 export type { Transport, Phase, LogLevel, LogLevels, FaultContext, FaultReporter } from './lib/report.js'
 export { faultlineHttp } from './plugins/http.js'

@@ -31,6 +31,16 @@ export interface FaultClassInfo {
   readonly expose?: boolean | undefined
   /** WebSocket close code for this class, overriding the status mapping. */
   readonly closeCode?: number | undefined
+  /** JSON schema of the class's `details` (its extension members), for OpenAPI documents. */
+  readonly detailsSchema?: DetailsSchema | undefined
+}
+
+/** A JSON schema for a fault's `details`: an object schema whose `properties` become problem members. */
+export interface DetailsSchema {
+  type?: 'object'
+  properties?: Record<string, unknown>
+  required?: readonly string[]
+  [keyword: string]: unknown
 }
 
 const RETRYABLE_STATUSES = new Set([408, 429, 502, 503, 504])
@@ -59,6 +69,7 @@ export class Fault<D extends FaultDetails = FaultDetails> extends Error {
   static retryable: boolean | undefined = undefined
   static expose: boolean | undefined = undefined
   static closeCode: number | undefined = undefined
+  static detailsSchema: DetailsSchema | undefined = undefined
 
   readonly code: string
   readonly status: number
@@ -165,6 +176,8 @@ export interface DefineFaultOptions {
   expose?: boolean
   /** WebSocket close code for this class (1000-4999, never 1004-1006 or 1015). */
   closeCode?: number
+  /** JSON schema of `details` (an object schema), shown in OpenAPI documents. */
+  detailsSchema?: DetailsSchema
 }
 
 // Printable, at most 200 characters, no lone surrogates (they cannot be URI-encoded).
@@ -196,7 +209,7 @@ export function defineFault<D extends FaultDetails = FaultDetails> (options: Def
   if (options === null || typeof options !== 'object') {
     throw new FaultlineInvalidFaultError('options must be an object')
   }
-  const { code, status, title, name, retryable, expose, closeCode } = options
+  const { code, status, title, name, retryable, expose, closeCode, detailsSchema } = options
   if (typeof code !== 'string' || !CODE_PATTERN.test(code)) {
     throw new FaultlineInvalidFaultError(`code must be a non-empty string of at most 200 printable characters, got ${describe(code)}`)
   }
@@ -218,6 +231,7 @@ export function defineFault<D extends FaultDetails = FaultDetails> (options: Def
   if (closeCode !== undefined && !isSendableCloseCode(closeCode)) {
     throw new FaultlineInvalidFaultError(`closeCode must be a sendable WebSocket close code (1000-1014 except 1004-1006, or 3000-4999), got ${describe(closeCode)}`)
   }
+  checkDetailsSchema(detailsSchema)
   const cls = class extends Fault<D> {
     static override code = code
     static override status = status
@@ -225,10 +239,24 @@ export function defineFault<D extends FaultDetails = FaultDetails> (options: Def
     static override retryable = retryable
     static override expose = expose
     static override closeCode = closeCode
+    static override detailsSchema = detailsSchema
   }
   nameClass(cls, name ?? pascal(code))
   register(cls)
   return cls
+}
+
+function checkDetailsSchema (schema: unknown): void {
+  if (schema === undefined) return
+  const ok = schema !== null && typeof schema === 'object' && !Array.isArray(schema)
+  if (!ok || ((schema as DetailsSchema).type !== undefined && (schema as DetailsSchema).type !== 'object')) {
+    throw new FaultlineInvalidFaultError(`detailsSchema must be an object JSON schema ({ type: 'object', properties: {...} }), got ${describe(schema)}`)
+  }
+  try {
+    JSON.stringify(schema)
+  } catch {
+    throw new FaultlineInvalidFaultError('detailsSchema must be plain JSON (no cycles, no BigInt)')
+  }
 }
 
 function nameClass (cls: FaultClass<any>, name: string): void {

@@ -1,6 +1,12 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type {
+  FastifyInstance, FastifyReply, FastifyRequest, FastifyBaseLogger, FastifySchema, FastifyTypeProvider,
+  FastifyTypeProviderDefault, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase,
+  RawServerDefault, RouteGenericInterface, RouteOptions, ContextConfigDefault
+} from 'fastify'
 import { NotFoundError, faultCatalog, type CatalogEntry, type Fault } from '../lib/fault.js'
+import { faultResponses, problemSchema, PROBLEM_SCHEMA_ID, type RouteFaults } from '../lib/openapi.js'
+import { catalogDocument, catalogMarkdown, type CatalogDocEntry } from '../lib/catalog-doc.js'
 import { toFault } from '../lib/normalize.js'
 import { toProblem, type ProblemDetails } from '../lib/problem.js'
 import { stringifyProblem } from '../lib/problem-json.js'
@@ -24,6 +30,13 @@ export interface FaultlineHttpOptions {
   logLevels?: LogLevels
   /** Install a not-found handler that answers with a `NotFoundError` problem. Default: true. */
   notFound?: boolean
+  /**
+   * Add `application/problem+json` responses to route schemas (each route's
+   * `faults`, plus a 500 `INTERNAL`), for OpenAPI generators. Default: when
+   * `@fastify/swagger` is registered before the route is added. Each response
+   * schema costs Fastify a compiled serializer per route.
+   */
+  openapi?: boolean
 }
 
 /** Where a fault happened, for `sendProblem`; extra fields go into the log line. */
@@ -54,11 +67,35 @@ export interface Faultline {
   sendProblem: (reply: FastifyReply, err: unknown, context?: FaultlineSendContext) => Fault
   /** Every fault class defined so far: code, status, title, name. */
   readonly catalog: CatalogEntry[]
+  /** The catalog as a docs page: code, status, title, exposed, retryable, close code, routes declaring it. */
+  catalogJson: () => CatalogDocEntry[]
+  /** `catalogJson()` as a Markdown table. */
+  catalogMarkdown: () => string
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     faultline: Faultline
+  }
+  // The type parameters must repeat Fastify's own, for declaration merging.
+  interface RouteShorthandOptions<
+    /* eslint-disable @typescript-eslint/no-unused-vars */
+    RawServer extends RawServerBase = RawServerDefault,
+    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+    RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+    ContextConfig = ContextConfigDefault,
+    SchemaCompiler extends FastifySchema = FastifySchema,
+    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+    Logger extends FastifyBaseLogger = FastifyBaseLogger
+    /* eslint-enable @typescript-eslint/no-unused-vars */
+  > {
+    /**
+     * The faults this route may answer with, documented as
+     * `application/problem+json` responses (with a 500 `INTERNAL` added);
+     * `false`: no problem responses for this route. See docs/openapi.md.
+     */
+    faults?: RouteFaults
   }
 }
 
@@ -76,7 +113,7 @@ function levelsOption (opts: FaultlineHttpOptions & { logLevel?: unknown }): { n
 
 function validate (opts: FaultlineHttpOptions): { reporters: FaultReporter[], logLevels: LogLevels | undefined } {
   if (opts === null || typeof opts !== 'object') throw new FaultlineInvalidOptionError(PLUGIN, 'options', 'must be an object')
-  const { onFault, typeBase, debug, notFound } = opts
+  const { onFault, typeBase, debug, notFound, openapi } = opts
   const { name: levelsName, value: logLevel } = levelsOption(opts)
   const reporters = onFault === undefined ? [] : Array.isArray(onFault) ? [...onFault] : [onFault]
   for (const r of reporters) {
@@ -87,6 +124,7 @@ function validate (opts: FaultlineHttpOptions): { reporters: FaultReporter[], lo
   }
   if (debug !== undefined && typeof debug !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'debug', 'must be a boolean')
   if (notFound !== undefined && typeof notFound !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'notFound', 'must be a boolean')
+  if (openapi !== undefined && typeof openapi !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'openapi', 'must be a boolean')
   if (logLevel !== undefined) {
     if (logLevel === null || typeof logLevel !== 'object' || Array.isArray(logLevel)) {
       throw new FaultlineInvalidOptionError(PLUGIN, levelsName, 'must be an object such as { "4xx": "info", "5xx": "error", clientAbort: "debug" }')
@@ -160,6 +198,9 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     return fault
   }
 
+  // Routes by the codes their `faults` declare, for the catalog page.
+  const routesByCode = new Map<string, string[]>()
+
   // Other faultline plugins add members (background, sse) by declaration
   // merging and assign them at their own register time.
   const faultline = {
@@ -177,10 +218,34 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     sendProblem,
     get catalog (): CatalogEntry[] {
       return faultCatalog()
-    }
-  } satisfies Pick<Faultline, 'report' | 'toProblem' | 'problemJson' | 'sendProblem' | 'catalog'> as Faultline
+    },
+    catalogJson: () => catalogDocument(faultCatalog(), routesByCode),
+    catalogMarkdown: () => catalogMarkdown(catalogDocument(faultCatalog(), routesByCode))
+  } satisfies Pick<Faultline, 'report' | 'toProblem' | 'problemJson' | 'sendProblem' | 'catalog' | 'catalogJson' | 'catalogMarkdown'> as Faultline
 
   fastify.decorate('faultline', faultline)
+
+  // OpenAPI: each route's `faults` become problem responses (lib/openapi.ts).
+  // faultline sends problem bodies as strings, so these schemas never
+  // serialize them: they only describe them.
+  if (fastify.getSchema(PROBLEM_SCHEMA_ID) === undefined) fastify.addSchema(problemSchema())
+  fastify.addHook('onRoute', function faultlineRoute (route: RouteOptions & { faults?: unknown }) {
+    const enabled = opts.openapi ?? this.hasPlugin('@fastify/swagger')
+    if (route.faults === undefined && !enabled) return
+    const label = `${String(route.method)} ${route.url}`
+    const { responses, declared } = faultResponses({ faults: route.faults, existing: route.schema?.response, route: label, plugin: PLUGIN })
+    if (route.method !== 'HEAD') {
+      for (const cls of declared) {
+        const routes = routesByCode.get(cls.code) ?? []
+        if (!routes.includes(label)) routes.push(label)
+        routesByCode.set(cls.code, routes)
+      }
+    }
+    // A new schema object: the caller's may be shared by other routes (and by this GET's HEAD route).
+    if (enabled && Object.keys(responses).length > 0) {
+      route.schema = { ...route.schema, response: { ...(route.schema?.response as object | undefined), ...responses } }
+    }
+  })
 
   fastify.setErrorHandler(function faultlineErrorHandler (error, request, reply) {
     sendProblem(reply, error)

@@ -7,10 +7,13 @@ import {
   BadGatewayError, BadRequestError, ForbiddenError, InternalError, NotFoundError, ServiceUnavailableError
 } from '../../index.js'
 import { createRecentFaults } from './recent-faults.js'
+import { enableTracing } from './tracing.js'
 
 export interface DemoOptions {
   /** Fastify's `logger` option. Default: info level to stdout. */
   logger?: FastifyServerOptions['logger']
+  /** Trace with OpenTelemetry (@fastify/otel + otelReporter) and print each span on stderr. */
+  tracing?: boolean
 }
 
 // The page is three small files, read once and served as they are: no build step, no static plugin.
@@ -31,7 +34,8 @@ export async function buildDemo (options: DemoOptions = {}): Promise<FastifyInst
     forceCloseConnections: true
   })
   const recent = createRecentFaults()
-  await app.register(faultlineHttp, { onFault: recent.reporter })
+  const reporters = options.tracing === true ? [recent.reporter, await enableTracing(app)] : [recent.reporter]
+  await app.register(faultlineHttp, { onFault: reporters })
   await app.register(faultlineStream)
   await app.register(faultlineSse)
   await app.register(faultlineWebsocket)
