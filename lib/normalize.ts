@@ -1,6 +1,7 @@
 import { types } from 'node:util'
 import {
   Fault, InternalError, ClientClosedError, ValidationError, PayloadTooLargeError, BadRequestError, builtinByStatus,
+  BadGatewayError, GatewayTimeoutError,
   isFault, isFaultStatus, isRetryableStatus, codeForStatus, statusTitle,
   type ValidationIssue
 } from './fault.js'
@@ -14,6 +15,12 @@ const CLIENT_GONE_CODES = new Set([
 // `ws` protocol errors (it closes the socket itself with 1009 / 1002 / 1007):
 // the peer's fault, 413 for size and 400 otherwise.
 const WS_TOO_BIG_CODES = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'WS_ERR_TOO_MANY_BUFFERED_PARTS'])
+
+// @fastify/reply-from (behind @fastify/http-proxy) wraps an upstream's
+// failure in an @fastify/error of its own: `FST_REPLY_FROM_*` codes, and
+// three that reuse the network code with a status of their own.
+const REPLY_FROM_PREFIX = 'FST_REPLY_FROM_'
+const REPLY_FROM_NETWORK_CODES = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT'])
 
 const MAX_MESSAGE = 8192
 const MAX_VALIDATION_ENTRIES = 100
@@ -59,6 +66,10 @@ function adopt (value: unknown): Fault {
     return new Cls(`WebSocket protocol error: ${message}`, { cause: value })
   }
 
+  // Before the client-gone check: reply-from's reset is its upstream's, not our client's.
+  const upstream = upstreamFault(err, value)
+  if (upstream !== undefined) return upstream
+
   if (isClientGone(err)) {
     return new ClientClosedError('The client closed the connection', { cause: value })
   }
@@ -83,6 +94,23 @@ function adopt (value: unknown): Fault {
   // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors keep their own expose.
   const expose = typeof err.expose === 'boolean' ? err.expose : status < 500
   return withStatus(status, message, value, expose, retryAfterOf(err.headers))
+}
+
+/**
+ * A proxied request whose upstream failed before its response: a timeout is a
+ * `GatewayTimeoutError` (504); refused, reset, DNS and every other upstream
+ * failure a `BadGatewayError` (502), never reply-from's own 500 or 503, nor a
+ * client abort. The reply-from error (and through it the upstream's) is the cause.
+ */
+function upstreamFault (err: Bag, value: unknown): Fault | undefined {
+  const code = err.code
+  const status = err.statusCode
+  if (typeof code !== 'string' || typeof status !== 'number' || status < 500) return undefined
+  if (!code.startsWith(REPLY_FROM_PREFIX) && !(err.name === 'FastifyError' && REPLY_FROM_NETWORK_CODES.has(code))) return undefined
+  const cause = err.cause
+  const upstreamMessage = typeof cause === 'object' && cause !== null ? safeMessage((cause as Bag).message) : ''
+  const message = `The upstream failed: ${upstreamMessage !== '' ? upstreamMessage : safeMessage(err.message)}`
+  return status === 504 ? new GatewayTimeoutError(message, { cause: value }) : new BadGatewayError(message, { cause: value })
 }
 
 /**

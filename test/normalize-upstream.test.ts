@@ -1,0 +1,75 @@
+import t from 'tap'
+import { createRequire } from 'node:module'
+import createError from '@fastify/error'
+import { toFault, BadGatewayError, GatewayTimeoutError, ClientClosedError, InternalError, toProblem } from '../index.js'
+import { guardProcess } from './helpers/guard.js'
+
+guardProcess(t)
+
+// @fastify/reply-from's own error classes, as its index.js creates them (the
+// package has no exports map; this is the module it requires).
+type ErrorClass = new (...args: unknown[]) => Error & { code: string, statusCode: number }
+const replyFrom = createRequire(import.meta.url)('@fastify/reply-from/lib/errors.js') as Record<string, ErrorClass>
+
+function sysError (code: string, message: string): Error {
+  return Object.assign(new Error(message), { code })
+}
+
+t.test('reply-from: an upstream that failed before its response is a 502, never a 500, 503 or client abort', async t => {
+  const refused = sysError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:9')
+  const dns = sysError('ENOTFOUND', 'getaddrinfo ENOTFOUND upstream.invalid')
+  const reset = sysError('ECONNRESET', 'read ECONNRESET')
+  const socket = sysError('UND_ERR_SOCKET', 'other side closed')
+  const cases: Array<[string, Error, Error]> = [
+    // Exactly what reply-from's request callback builds for each upstream error.
+    ['refused', new replyFrom.InternalServerError!(refused.message, { cause: refused }), refused],
+    ['dns', new replyFrom.ServiceUnavailableError!({ cause: dns }), dns],
+    ['reset', new replyFrom.ConnectionResetError!({ cause: reset }), reset],
+    ['socket', new replyFrom.UndiciSocketError!({ cause: socket }), socket],
+    ['invalid upstream status', new replyFrom.BadGatewayError!(), undefined as unknown as Error]
+  ]
+  for (const [name, thrown, upstream] of cases) {
+    const fault = toFault(thrown)
+    t.ok(fault instanceof BadGatewayError, `${name} -> BadGatewayError`)
+    t.equal(fault.status, 502, name)
+    t.equal(fault.code, 'BAD_GATEWAY', name)
+    t.equal(fault.retryable, true, name)
+    t.equal(fault.expose, false, name)
+    t.equal(fault.cause, thrown, `${name}: reply-from's error is the cause`)
+    if (upstream !== undefined) {
+      t.equal((fault.cause as Error).cause, upstream, `${name}: the upstream error is kept under it`)
+      t.equal(fault.message, `The upstream failed: ${upstream.message}`, name)
+    }
+  }
+  t.equal(toFault(new replyFrom.BadGatewayError!()).message, 'The upstream failed: Bad Gateway', 'no upstream error: reply-from\'s message')
+  const problem = toProblem(toFault(cases[0]![1]))
+  t.equal(problem.detail, 'Bad Gateway', 'the upstream address stays out of the body')
+  t.notMatch(JSON.stringify(problem), /ECONNREFUSED|127\.0\.0\.1/)
+})
+
+t.test('reply-from: its timeouts are a 504', async t => {
+  const headers = sysError('UND_ERR_HEADERS_TIMEOUT', 'Headers Timeout Error')
+  const connect = sysError('UND_ERR_CONNECT_TIMEOUT', 'Connect Timeout Error')
+  for (const [name, thrown] of [
+    ['gateway timeout', new replyFrom.GatewayTimeoutError!({ cause: headers })],
+    ['connect timeout', new replyFrom.ConnectTimeoutError!({ cause: connect })],
+    ['request timeout', new replyFrom.HttpRequestTimeoutError!()],
+    ['http2 session timeout', new replyFrom.Http2SessionTimeoutError!()]
+  ] as const) {
+    const fault = toFault(thrown)
+    t.ok(fault instanceof GatewayTimeoutError, `${name} -> GatewayTimeoutError`)
+    t.equal(fault.code, 'GATEWAY_TIMEOUT', name)
+    t.equal(fault.retryable, true, name)
+    t.equal(fault.cause, thrown, name)
+  }
+})
+
+t.test('lookalikes are not upstream failures', async t => {
+  t.ok(toFault(sysError('ECONNRESET', 'read ECONNRESET')) instanceof ClientClosedError, 'a bare socket reset is still the client leaving')
+  t.ok(toFault(sysError('UND_ERR_SOCKET', 'x')) instanceof ClientClosedError)
+  const NotReplyFrom = Object.assign(new Error('reset'), { code: 'ECONNRESET', statusCode: 500 })
+  t.ok(toFault(NotReplyFrom) instanceof ClientClosedError, 'a plain Error with that code and a status: not an @fastify/error')
+  const Client = createError('FST_REPLY_FROM_SOMETHING', 'bad input', 400)
+  t.equal(toFault(new Client()).status, 400, 'a reply-from 4xx keeps its status')
+  t.ok(toFault(Object.assign(new Error('x'), { code: 7, statusCode: 500 })) instanceof InternalError, 'a non-string code')
+})
