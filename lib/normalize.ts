@@ -34,6 +34,20 @@ type Bag = Record<string, unknown>
  * logger, a reporter) touches it again.
  */
 export function toFault (value: unknown): Fault {
+  return adoptSafely(value, undefined)
+}
+
+/**
+ * `toFault` for a value that failed a reply whose status is `replyStatus`. As
+ * in Fastify's own error handler, an error that carries no status of its own
+ * takes the reply's when that is 400-599: a hook set it before failing (e.g.
+ * `@fastify/auth`'s 401 when every strategy failed).
+ */
+export function toFaultForReply (value: unknown, replyStatus: number): Fault {
+  return adoptSafely(value, isFaultStatus(replyStatus) ? replyStatus : undefined)
+}
+
+function adoptSafely (value: unknown, fallbackStatus: number | undefined): Fault {
   try {
     if (typeof value === 'object' && value !== null && types.isProxy(value)) return new InternalError('A Proxy was thrown')
     if (value instanceof Fault) return value
@@ -42,7 +56,7 @@ export function toFault (value: unknown): Fault {
     const limit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
     try {
-      return adopt(value)
+      return adopt(value, fallbackStatus)
     } finally {
       Error.stackTraceLimit = limit
     }
@@ -51,7 +65,7 @@ export function toFault (value: unknown): Fault {
   }
 }
 
-function adopt (value: unknown): Fault {
+function adopt (value: unknown, fallbackStatus: number | undefined): Fault {
   if (typeof value !== 'object' || value === null) {
     if (typeof value === 'function') return new InternalError('A function was thrown')
     return new InternalError(`A non-error value was thrown: ${preview(value)}`)
@@ -84,15 +98,18 @@ function adopt (value: unknown): Fault {
     })
   }
 
-  const status = statusOf(err)
+  const own = statusOf(err)
+  const status = own ?? fallbackStatus
   if (status === undefined) return new InternalError(message, { cause: value })
   const boom = boomOutput(err)
   if (boom !== undefined) {
     // Boom hides 5xx messages, so do we.
     return withStatus(status, message, value, status < 500, retryAfterOf(boom.headers))
   }
-  // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors keep their own expose.
-  const expose = typeof err.expose === 'boolean' ? err.expose : status < 500
+  // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors
+  // keep their own expose. An error that took the reply's status never said
+  // its message was meant for clients: only the status goes out.
+  const expose = typeof err.expose === 'boolean' ? err.expose : own !== undefined && status < 500
   return withStatus(status, message, value, expose, retryAfterOf(err.headers))
 }
 

@@ -163,7 +163,7 @@ export function createReport (options: ReportOptions): Report {
 
 function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel, lazily: boolean): Record<string, unknown> {
   const record: Record<string, unknown> = {
-    fault: { code: fault.code, status: fault.status },
+    fault: faultSummary(fault),
     transport: context.transport,
     phase: context.phase,
     handled: true
@@ -175,6 +175,25 @@ function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel, l
     if (!CONTEXT_KEYS.has(key)) record[key] = context[key]
   }
   return record
+}
+
+/**
+ * `{ code, status }`, plus `causeCode` when the fault adopted an error with a
+ * code of its own (a plugin's `FST_JWT_…`, a `ECONNREFUSED`): the one place a
+ * 4xx line keeps it, since the client never sees it.
+ */
+function faultSummary (fault: Fault): { code: string, status: number, causeCode?: string } {
+  const summary: { code: string, status: number, causeCode?: string } = { code: fault.code, status: fault.status }
+  const cause = fault.cause
+  if (typeof cause === 'object' && cause !== null) {
+    try {
+      const code = (cause as { code?: unknown }).code
+      if (typeof code === 'string' && code !== fault.code) summary.causeCode = code.length > 100 ? code.slice(0, 100) + '…' : code
+    } catch {
+      // A cause whose getter throws has no code worth logging.
+    }
+  }
+  return summary
 }
 
 function callReporter (reporter: FaultReporter, fault: Fault, context: FaultContext<any>, log: FaultLogger): void {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { NotFoundError, faultCatalog, type CatalogEntry, type Fault } from '../lib/fault.js'
-import { toFault } from '../lib/normalize.js'
+import { toFault, toFaultForReply } from '../lib/normalize.js'
 import { toProblem, type ProblemDetails } from '../lib/problem.js'
 import { stringifyProblem } from '../lib/problem-json.js'
 import { createReport, LOG_LEVELS, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
@@ -127,7 +127,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
   }
 
   function sendProblem (reply: FastifyReply, err: unknown, context?: FaultlineSendContext): Fault {
-    const fault = toFault(err)
+    const fault = toFaultForReply(err, reply.statusCode)
     const request = reply.request
     const headersSent = reply.raw.headersSent
     const ctx: FaultContext<FastifyRequest> = {

@@ -47,6 +47,6 @@ export async function compatApp (t: Test, setup: (app: FastifyInstance) => Promi
 }
 
 /** Whether a content type is problem+json. */
-export function isProblem (contentType: string | null | undefined): boolean {
+export function isProblem (contentType: unknown): boolean {
   return typeof contentType === 'string' && contentType.startsWith('application/problem+json')
 }

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { createRequire } from 'node:module'
 import createError from '@fastify/error'
-import { toFault, BadGatewayError, GatewayTimeoutError, ClientClosedError, InternalError, toProblem } from '../index.js'
+import { toFault, BadGatewayError, GatewayTimeoutError, ClientClosedError, InternalError, UnauthorizedError, NotFoundError, toProblem } from '../index.js'
+import { toFaultForReply } from '../lib/normalize.js'
 import { guardProcess } from './helpers/guard.js'
 
 guardProcess(t)
@@ -72,4 +73,22 @@ t.test('lookalikes are not upstream failures', async t => {
   const Client = createError('FST_REPLY_FROM_SOMETHING', 'bad input', 400)
   t.equal(toFault(new Client()).status, 400, 'a reply-from 4xx keeps its status')
   t.ok(toFault(Object.assign(new Error('x'), { code: 7, statusCode: 500 })) instanceof InternalError, 'a non-string code')
+})
+
+t.test('toFaultForReply: an error without a status takes the reply\'s 4xx/5xx, as in Fastify, without exposing its message', async t => {
+  const plain = new Error('you are not admin')
+  const fault = toFaultForReply(plain, 401)
+  t.ok(fault instanceof UnauthorizedError, '@fastify/auth sets 401, then passes the strategy\'s plain Error')
+  t.equal(fault.cause, plain)
+  t.equal(fault.expose, false, 'the error never said its message was for clients')
+  t.equal(toProblem(fault).detail, 'Unauthorized')
+  t.equal(toFaultForReply(Object.assign(new Error('ok to show'), { expose: true }), 401).expose, true, 'unless it says so')
+  t.ok(toFaultForReply(plain, 200) instanceof InternalError, 'a success status is no fault status')
+  t.ok(toFaultForReply(plain, 500) instanceof InternalError)
+  t.equal(toFaultForReply(Object.assign(new Error('x'), { statusCode: 404 }), 401).status, 404, 'an own status wins')
+  t.equal(toFaultForReply(Object.assign(new Error('x'), { statusCode: 404 }), 401).expose, true)
+  const nf = new NotFoundError('n')
+  t.equal(toFaultForReply(nf, 401), nf, 'a fault is kept')
+  t.ok(toFaultForReply('a string', 401) instanceof InternalError, 'a non-error value stays an InternalError')
+  t.equal(toFaultForReply(plain, 418).code, 'IM_A_TEAPOT', 'a status without a built-in class')
 })
