@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { NotFoundError, faultCatalog, type CatalogEntry, type Fault } from '../lib/fault.js'
-import { toFault, toFaultForReply } from '../lib/normalize.js'
+import { carriedHeaders, toFault, toFaultForReply } from '../lib/normalize.js'
 import { toProblem, type ProblemDetails } from '../lib/problem.js'
 import { stringifyProblem } from '../lib/problem-json.js'
 import { createReport, LOG_LEVELS, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
@@ -151,6 +151,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       return fault
     }
     const body = stringifyProblem(problemFor(fault, request))
+    for (const [name, value] of carriedHeaders(err)) reply.header(name, value)
     reply.code(fault.status)
     if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
     reply.header('content-type', PROBLEM_TYPE)

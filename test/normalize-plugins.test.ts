@@ -1,8 +1,10 @@
 import t from 'tap'
 import { createRequire } from 'node:module'
 import createError from '@fastify/error'
+import createHttpError from 'http-errors'
+import Boom from '@hapi/boom'
 import { toFault, BadGatewayError, GatewayTimeoutError, ClientClosedError, InternalError, UnauthorizedError, NotFoundError, toProblem } from '../index.js'
-import { toFaultForReply } from '../lib/normalize.js'
+import { toFaultForReply, carriedHeaders } from '../lib/normalize.js'
 import { guardProcess } from './helpers/guard.js'
 
 guardProcess(t)
@@ -91,4 +93,21 @@ t.test('toFaultForReply: an error without a status takes the reply\'s 4xx/5xx, a
   t.equal(toFaultForReply(nf, 401), nf, 'a fault is kept')
   t.ok(toFaultForReply('a string', 401) instanceof InternalError, 'a non-error value stays an InternalError')
   t.equal(toFaultForReply(plain, 418).code, 'IM_A_TEAPOT', 'a status without a built-in class')
+})
+
+t.test('carriedHeaders: the headers a thrown error asks for, as Fastify sets them, never unsafe ones', async t => {
+  t.same(carriedHeaders(createHttpError(416, { headers: { 'Content-Range': 'bytes */3' } })), [['Content-Range', 'bytes */3']], 'http-errors (@fastify/static\'s 416)')
+  t.same(carriedHeaders(Boom.unauthorized('no', 'Bearer')), [['WWW-Authenticate', 'Bearer error="no"']], 'Boom\'s output.headers')
+  const fault = toFault(createHttpError(405, { headers: { Allow: 'GET' } }))
+  t.same(carriedHeaders(fault), [['Allow', 'GET']], 'a fault: its cause\'s')
+  t.same(carriedHeaders(new NotFoundError('x')), [], 'a fault without a cause')
+  t.same(carriedHeaders({ headers: { 'x-n': 7, 'x-inf': Infinity, 'x-obj': {}, 'bad name': 'v', 'x-split': 'a\r\nSet-Cookie: s=1', 'Content-Type': 'text/html', 'content-length': '1', 'x-ok': 'fine' } }),
+    [['x-n', '7'], ['x-ok', 'fine']], 'only valid names and values; framing headers are the problem response\'s own')
+  t.same(carriedHeaders({ headers: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`x-${i}`, 'v'])) }).length, 20, 'bounded')
+  for (const value of [null, 'str', 42, { headers: null }, { headers: 'x' }, new Proxy({}, {}), { headers: new Proxy({}, {}) }]) {
+    t.same(carriedHeaders(value), [], String(value))
+  }
+  const hostile = { get headers () { throw new Error('trap') } }
+  t.same(carriedHeaders(hostile), [], 'a getter that throws')
+  t.same(carriedHeaders({ headers: { get 'x-a' () { throw new Error('trap') } } }), [], 'a header getter that throws')
 })
