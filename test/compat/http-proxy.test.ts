@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import net from 'node:net'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -11,7 +11,7 @@ import { readBody } from '../helpers/stream-app.js'
 guardProcess(t)
 
 /** An upstream on a loopback port, closed at teardown. */
-async function upstream (t: Parameters<Parameters<typeof t.test>[1]>[0], handler: http.RequestListener): Promise<string> {
+async function upstream (t: Test, handler: http.RequestListener): Promise<string> {
   const server = http.createServer(handler)
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { server.closeAllConnections(); server.close() })

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fs from 'node:fs'
 import path from 'node:path'
 import fastifyStatic from '@fastify/static'
@@ -10,7 +10,7 @@ guardProcess(t)
 
 const SIZE = 300_000
 
-async function publicDir (t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<string> {
+async function publicDir (t: Test): Promise<string> {
   const root = t.testdir({ 'hello.txt': 'hello', 'big.bin': Buffer.alloc(SIZE, 7) })
   return path.resolve(root)
 }
