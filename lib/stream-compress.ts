@@ -166,8 +166,9 @@ export class CompressingSink implements StreamSink {
       cut = true
       clearTimeout(timer)
       compressor.unpipe(res)
-      // Output the pipe had not moved yet (the client was slow): send it too.
-      for (let chunk = compressor.read() as Buffer | null; chunk !== null && !res.destroyed; chunk = compressor.read() as Buffer | null) res.write(chunk)
+      // Output the pipe had not moved yet (the client was slow): send it too
+      // (a write to a response already destroyed is dropped).
+      for (let chunk = compressor.read() as Buffer | null; chunk !== null; chunk = compressor.read() as Buffer | null) res.write(chunk)
       compressor.destroy()
       truncateResponse(res, graceMs)
     }
