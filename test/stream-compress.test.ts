@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import zlib from 'node:zlib'
 import http, { type ServerResponse } from 'node:http'
 import net, { type AddressInfo } from 'node:net'
@@ -73,7 +73,7 @@ t.test('faultlineStream: the compress option is validated', async t => {
 })
 
 /** A server whose one route hands its response to `use`; returns the URL. */
-async function server (t: Parameters<Parameters<typeof t.test>[1]>[0], use: (res: ServerResponse) => void): Promise<string> {
+async function server (t: Test, use: (res: ServerResponse) => void): Promise<string> {
   const s = http.createServer((req, res) => use(res))
   await new Promise<void>(resolve => s.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { s.closeAllConnections(); s.close() })
@@ -90,7 +90,7 @@ t.test('CompressingSink: Vary is merged; drain listeners move to the compressor'
     sink.on('drain', listener)
     sink.on('drain', other)
     sink.off('drain', other)
-    const headers: http.OutgoingHttpHeaders = { 'content-type': 'text/plain', vary: ['Origin'] }
+    const headers: http.OutgoingHttpHeaders = { 'content-type': 'text/plain', vary: ['Origin'] as never }
     sink.begin(headers, 200)
     t.equal(headers.vary, 'Origin, accept-encoding')
     const again: http.OutgoingHttpHeaders = { 'content-type': 'text/plain', vary: 'Accept-Encoding' }

@@ -1,9 +1,10 @@
 import type { Case } from '../lib/types.js'
 import { happyPath, happyPathPeers, errorPath, unexposed500 } from './http.js'
 import { streams } from './stream.js'
+import { streamCompress } from './stream-compress.js'
 import { sse } from './sse.js'
 import { websocket } from './websocket.js'
 import { clientChurn } from './churn.js'
 
 /** Every case, in table order. */
-export const CASES: readonly Case[] = [happyPath, happyPathPeers, errorPath, unexposed500, streams, sse, websocket, clientChurn]
+export const CASES: readonly Case[] = [happyPath, happyPathPeers, errorPath, unexposed500, streams, streamCompress, sse, websocket, clientChurn]
