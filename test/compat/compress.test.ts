@@ -36,13 +36,13 @@ t.test('@fastify/compress + streamSafe: ndjson is compressed, flushed per record
   const { url } = await compatApp(t, async app => {
     await app.register(compress)
     app.get('/json', async () => ({ items: Array.from({ length: 200 }, (_, i) => ({ id: i, name: `item ${i}` })) }))
-    app.get('/export', async (request, reply) => reply.streamSafe(async function * () {
+    app.get('/export', async (request, reply) => reply.streamSafe((async function * () {
       yield { id: 0 }
       // Streaming stays streaming: the next record waits until the client has
       // decoded the first, which it can only do if the compressor flushed it.
       await gotFirst
       for (let i = 1; i < 500; i++) yield { id: i, name: `item ${i}`, padding: 'x'.repeat(50) }
-    }(), { framing: 'ndjson' }))
+    }()), { framing: 'ndjson' }))
   }, { listen: true })
 
   const json = await fetch(`${url}/json`, { headers: { 'accept-encoding': 'gzip' } })
@@ -86,11 +86,11 @@ t.test('@fastify/compress + streamSafe: a compressed stream that fails mid-way i
       for (let i = 0; i < 100; i++) { await tick(); yield `${i},row ${i}\n` }
       throw new Error('db gone')
     }()))
-    app.get('/ndjson', async (request, reply) => reply.streamSafe(async function * () {
+    app.get('/ndjson', async (request, reply) => reply.streamSafe((async function * () {
       yield { id: 1 }
       await tick()
       throw new ServiceUnavailableError('Try later', { retryAfter: 5 })
-    }(), { framing: 'ndjson' }))
+    }()), { framing: 'ndjson' }))
   }, { listen: true })
 
   for (const encoding of ['gzip', 'br']) {
@@ -170,11 +170,11 @@ t.test('a client that leaves a compressed stream stops the producer', async t =>
   let produced = 0
   const { url, reports } = await compatApp(t, async app => {
     await app.register(compress)
-    app.get('/endless', async (request, reply) => reply.streamSafe(async function * () {
+    app.get('/endless', async (request, reply) => reply.streamSafe((async function * () {
       try {
         for (;;) { await tick(); produced++; yield { n: produced } }
       } finally { stopped = true }
-    }(), { framing: 'ndjson' }))
+    }()), { framing: 'ndjson' }))
   }, { listen: true })
   const controller = new AbortController()
   const res = await fetch(`${url}/endless`, { headers: { 'accept-encoding': 'br' }, signal: controller.signal })
