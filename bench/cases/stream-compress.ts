@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream'
 import zlib from 'node:zlib'
 import { request } from 'undici'
 import compress from '@fastify/compress'
@@ -6,6 +5,7 @@ import type { FastifyReply } from 'fastify'
 import { bareApp, faultlineApp } from '../lib/app.js'
 import type { Harness } from '../lib/harness.js'
 import type { Case, Row } from '../lib/types.js'
+import { ndjsonLines, records } from './stream.js'
 
 // Case 4c: gzip-compressed ndjson. Baseline: @fastify/compress compressing a
 // hand-rolled ndjson Readable given to `reply.send()` (one compressor pass,
@@ -15,31 +15,6 @@ import type { Case, Row } from '../lib/types.js'
 // streaming. The gap is the price of that flush (and of framing).
 
 const TYPE = 'application/x-ndjson'
-
-function record (i: number): unknown {
-  return { id: i, sku: 'WIDGET-42', name: 'Widget', price: 9.99, tags: ['blue', 'large'] }
-}
-
-function records (total: number): Readable {
-  let i = 0
-  return new Readable({
-    objectMode: true,
-    read () {
-      while (i < total) if (!this.push(record(i++))) return
-      this.push(null)
-    }
-  })
-}
-
-function ndjsonLines (total: number): Readable {
-  let i = 0
-  return new Readable({
-    read () {
-      while (i < total) if (!this.push(JSON.stringify(record(i++)) + '\n')) return
-      this.push(null)
-    }
-  })
-}
 
 interface Gunzipped { seconds: number, wire: number, newlines: number }
 
