@@ -1,6 +1,7 @@
 import { types } from 'node:util'
 import {
   Fault, InternalError, ClientClosedError, ValidationError, PayloadTooLargeError, BadRequestError, builtinByStatus,
+  BadGatewayError, GatewayTimeoutError,
   isFault, isFaultStatus, isRetryableStatus, codeForStatus, statusTitle,
   type ValidationIssue
 } from './fault.js'
@@ -15,6 +16,12 @@ const CLIENT_GONE_CODES = new Set([
 // the peer's fault, 413 for size and 400 otherwise.
 const WS_TOO_BIG_CODES = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH', 'WS_ERR_TOO_MANY_BUFFERED_PARTS'])
 
+// @fastify/reply-from (behind @fastify/http-proxy) wraps an upstream's
+// failure in an @fastify/error of its own: `FST_REPLY_FROM_*` codes, and
+// three that reuse the network code with a status of their own.
+const REPLY_FROM_PREFIX = 'FST_REPLY_FROM_'
+const REPLY_FROM_NETWORK_CODES = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT'])
+
 const MAX_MESSAGE = 8192
 const MAX_VALIDATION_ENTRIES = 100
 
@@ -25,13 +32,24 @@ type Bag = Record<string, unknown>
  * `value` is: a hostile value (a Proxy, a getter that throws) becomes a plain
  * `InternalError` that does not keep the value, so nothing downstream (a
  * logger, a reporter) touches it again.
- *
- * `status` is the status to use for an error object that carries none of its
- * own, as Fastify does with a status set on the reply
- * (`reply.code(418).send(new Error('teapot'))` answers 418); it counts only
- * when it is an integer 400-599. Otherwise such an error is an `InternalError`.
  */
-export function toFault (value: unknown, status?: number): Fault {
+export function toFault (value: unknown): Fault {
+  return adoptSafely(value, undefined)
+}
+
+/**
+ * `toFault` for a value that failed a reply whose status is `replyStatus`. As
+ * in Fastify's own error handler, an error that carries no status of its own
+ * takes the reply's when that is 400-599: a hook set it before failing (e.g.
+ * `@fastify/auth`'s 401 when every strategy failed), or a route did
+ * (`reply.code(418).send(new Error('teapot'))` answers 418). Its message
+ * stays unexposed: the error never said it was meant for clients.
+ */
+export function toFaultForReply (value: unknown, replyStatus: number): Fault {
+  return adoptSafely(value, isFaultStatus(replyStatus) ? replyStatus : undefined)
+}
+
+function adoptSafely (value: unknown, fallbackStatus: number | undefined): Fault {
   try {
     if (typeof value === 'object' && value !== null && types.isProxy(value)) return new InternalError('A Proxy was thrown')
     if (value instanceof Fault) return value
@@ -40,7 +58,7 @@ export function toFault (value: unknown, status?: number): Fault {
     const limit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
     try {
-      return adopt(value, status)
+      return adopt(value, fallbackStatus)
     } finally {
       Error.stackTraceLimit = limit
     }
@@ -49,7 +67,7 @@ export function toFault (value: unknown, status?: number): Fault {
   }
 }
 
-function adopt (value: unknown, fallback: number | undefined): Fault {
+function adopt (value: unknown, fallbackStatus: number | undefined): Fault {
   if (typeof value !== 'object' || value === null) {
     if (typeof value === 'function') return new InternalError('A function was thrown')
     return new InternalError(`A non-error value was thrown: ${preview(value)}`)
@@ -63,6 +81,10 @@ function adopt (value: unknown, fallback: number | undefined): Fault {
     const Cls = WS_TOO_BIG_CODES.has(err.code) ? PayloadTooLargeError : BadRequestError
     return new Cls(`WebSocket protocol error: ${message}`, { cause: value })
   }
+
+  // Before the client-gone check: reply-from's reset is its upstream's, not our client's.
+  const upstream = upstreamFault(err, value)
+  if (upstream !== undefined) return upstream
 
   if (isClientGone(err)) {
     return new ClientClosedError('The client closed the connection', { cause: value })
@@ -78,19 +100,70 @@ function adopt (value: unknown, fallback: number | undefined): Fault {
     })
   }
 
-  const status = statusOf(err)
-  if (status === undefined) {
-    if (!isFaultStatus(fallback)) return new InternalError(message, { cause: value })
-    return withStatus(fallback, message, value, fallback < 500, undefined)
-  }
+  const own = statusOf(err)
+  const status = own ?? fallbackStatus
+  if (status === undefined) return new InternalError(message, { cause: value })
   const boom = boomOutput(err)
   if (boom !== undefined) {
     // Boom hides 5xx messages, so do we.
     return withStatus(status, message, value, status < 500, retryAfterOf(boom.headers))
   }
-  // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors keep their own expose.
-  const expose = typeof err.expose === 'boolean' ? err.expose : status < 500
+  // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors
+  // keep their own expose. An error that took the reply's status never said
+  // its message was meant for clients: only the status goes out.
+  const expose = typeof err.expose === 'boolean' ? err.expose : own !== undefined && status < 500
   return withStatus(status, message, value, expose, retryAfterOf(err.headers))
+}
+
+/**
+ * A proxied request whose upstream failed before its response: a timeout is a
+ * `GatewayTimeoutError` (504); refused, reset, DNS and every other upstream
+ * failure a `BadGatewayError` (502), never reply-from's own 500 or 503, nor a
+ * client abort. The reply-from error (and through it the upstream's) is the cause.
+ */
+function upstreamFault (err: Bag, value: unknown): Fault | undefined {
+  const code = err.code
+  const status = err.statusCode
+  if (typeof code !== 'string' || typeof status !== 'number' || status < 500) return undefined
+  if (!code.startsWith(REPLY_FROM_PREFIX) && !(err.name === 'FastifyError' && REPLY_FROM_NETWORK_CODES.has(code))) return undefined
+  const cause = err.cause
+  const upstreamMessage = typeof cause === 'object' && cause !== null ? safeMessage((cause as Bag).message) : ''
+  const message = `The upstream failed: ${upstreamMessage !== '' ? upstreamMessage : safeMessage(err.message)}`
+  return status === 504 ? new GatewayTimeoutError(message, { cause: value }) : new BadGatewayError(message, { cause: value })
+}
+
+// Headers that frame the body or the connection: the problem response sets its own.
+const FRAMING_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'trailer', 'te'])
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]{0,8192}$/
+const MAX_CARRIED_HEADERS = 20
+
+/**
+ * The response headers a thrown value asks for, as Fastify's own error
+ * handler sets them: http-errors' and @fastify/error's `headers` (e.g.
+ * `Content-Range` on @fastify/static's 416, `Allow` on a 405), Boom's
+ * `output.headers` (`WWW-Authenticate`); for a fault, its cause's. Never a
+ * header that frames the body, never an invalid name or value (a CR/LF would
+ * split the response). Never throws.
+ */
+export function carriedHeaders (value: unknown): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  try {
+    const source = value instanceof Fault ? value.cause : value
+    if (typeof source !== 'object' || source === null || types.isProxy(source)) return out
+    const err = source as Bag
+    const headers = boomOutput(err)?.headers ?? err.headers
+    if (typeof headers !== 'object' || headers === null || types.isProxy(headers)) return out
+    for (const name of Object.keys(headers).slice(0, MAX_CARRIED_HEADERS)) {
+      const raw = (headers as Bag)[name]
+      const text = typeof raw === 'number' && Number.isFinite(raw) ? String(raw) : raw
+      if (typeof text !== 'string' || !HEADER_NAME.test(name) || !HEADER_VALUE.test(text)) continue
+      if (!FRAMING_HEADERS.has(name.toLowerCase())) out.push([name, text])
+    }
+  } catch {
+    // Headers whose getters throw are dropped: the status and body still go out.
+  }
+  return out
 }
 
 /**

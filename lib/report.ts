@@ -217,7 +217,7 @@ function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel, l
   // Stacks only where they help: server faults, or a level someone raised.
   // Other lines say it all in `fault` and `msg`.
   const withErr = fault.status >= 500 || level === 'warn' || level === 'error' || level === 'fatal'
-  const summary: { code: string, status: number, details?: unknown } = { code: fault.code, status: fault.status }
+  const summary: { code: string, status: number, causeCode?: string, details?: unknown } = faultSummary(fault)
   // Details, previewed (bounded, cycle-safe): on a line with a stack, always
   // (the log may hold what the client may not); on other lines, when the
   // client sees them too (a 409's `sku`).
@@ -233,6 +233,25 @@ function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel, l
     if (!CONTEXT_KEYS.has(key)) record[key] = context[key]
   }
   return record
+}
+
+/**
+ * `{ code, status }`, plus `causeCode` when the fault adopted an error with a
+ * code of its own (a plugin's `FST_JWT_…`, a `ECONNREFUSED`): the one place a
+ * 4xx line keeps it, since the client never sees it.
+ */
+function faultSummary (fault: Fault): { code: string, status: number, causeCode?: string } {
+  const summary: { code: string, status: number, causeCode?: string } = { code: fault.code, status: fault.status }
+  const cause = fault.cause
+  if (typeof cause === 'object' && cause !== null) {
+    try {
+      const code = (cause as { code?: unknown }).code
+      if (typeof code === 'string' && code !== fault.code) summary.causeCode = code.length > 100 ? code.slice(0, 100) + '…' : code
+    } catch {
+      // A cause whose getter throws has no code worth logging.
+    }
+  }
+  return summary
 }
 
 function callReporter (reporter: FaultReporter, fault: Fault, context: FaultContext<any>, log: FaultLogger): void {

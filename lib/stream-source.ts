@@ -32,12 +32,16 @@ export interface StreamSafeOptions {
   framing?: StreamFraming
   /** Milliseconds the source may stay silent before the stream fails with `GatewayTimeoutError`; 0 turns it off. Default: the plugin's, 0. */
   idleTimeout?: number
+  /** Compress for a client that accepts gzip or brotli (`true`), or never (`false`). Default: the plugin's `compress`. */
+  compress?: boolean
 }
 
 export interface ResolvedStreamOptions {
   type: string | undefined
   framing: StreamFraming
   idleTimeout: number
+  /** Undefined: the plugin's default. */
+  compress?: boolean | undefined
 }
 
 /** Defaults a plugin registration sets for every call. */
@@ -64,7 +68,7 @@ export function idleTimeoutProblem (value: unknown): string | undefined {
 export function resolveStreamOptions (options: unknown, defaults: StreamDefaults): ResolvedStreamOptions {
   if (options === undefined) return { type: undefined, framing: 'raw', idleTimeout: defaults.idleTimeout }
   if (options === null || typeof options !== 'object') throw new FaultlineStreamOptionError('options', `must be an object, got ${describe(options)}`)
-  const { type, framing, idleTimeout } = options as StreamSafeOptions
+  const { type, framing, idleTimeout, compress } = options as StreamSafeOptions
   if (type !== undefined && (typeof type !== 'string' || !HEADER_VALUE.test(type))) {
     throw new FaultlineStreamOptionError('type', `must be a non-empty content type without control characters, got ${describe(type)}`)
   }
@@ -72,7 +76,8 @@ export function resolveStreamOptions (options: unknown, defaults: StreamDefaults
   if (badFraming !== undefined) throw new FaultlineStreamOptionError('framing', badFraming)
   const badIdle = idleTimeout === undefined ? undefined : idleTimeoutProblem(idleTimeout)
   if (badIdle !== undefined) throw new FaultlineStreamOptionError('idleTimeout', badIdle)
-  return { type, framing: framing ?? 'raw', idleTimeout: idleTimeout ?? defaults.idleTimeout }
+  if (compress !== undefined && typeof compress !== 'boolean') throw new FaultlineStreamOptionError('compress', `must be a boolean, got ${describe(compress)}`)
+  return { type, framing: framing ?? 'raw', idleTimeout: idleTimeout ?? defaults.idleTimeout, compress }
 }
 
 /** Whether `value` has a method `key`. Never throws: a hostile getter means "no". */

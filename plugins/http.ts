@@ -7,7 +7,7 @@ import type {
 import { NotFoundError, faultCatalog, type CatalogEntry, type Fault } from '../lib/fault.js'
 import { faultResponses, problemSchema, PROBLEM_SCHEMA_ID, type RouteFaults } from '../lib/openapi.js'
 import { catalogDocument, catalogMarkdown, type CatalogDocEntry } from '../lib/catalog-doc.js'
-import { toFault } from '../lib/normalize.js'
+import { carriedHeaders, toFault, toFaultForReply } from '../lib/normalize.js'
 import { toProblem, type ProblemDetails } from '../lib/problem.js'
 import { stringifyProblem } from '../lib/problem-json.js'
 import { createReport, LOG_LEVELS, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
@@ -168,7 +168,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     const headersSent = reply.raw.headersSent
     // As Fastify: a 4xx/5xx status set on the reply is the status of an error
     // that carries none of its own.
-    const fault = toFault(err, headersSent ? undefined : reply.statusCode)
+    const fault = headersSent ? toFault(err) : toFaultForReply(err, reply.statusCode)
     const request = reply.request
     const ctx: FaultContext<FastifyRequest> = {
       ...context,
@@ -191,6 +191,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       return fault
     }
     const body = stringifyProblem(problemFor(fault, request))
+    for (const [name, value] of carriedHeaders(err)) reply.header(name, value)
     reply.code(fault.status)
     if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
     reply.header('content-type', PROBLEM_TYPE)

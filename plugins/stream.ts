@@ -6,6 +6,7 @@ import { FaultlineInvalidOptionError } from '../lib/errors.js'
 import { FaultlineStreamAlreadySentError } from '../lib/errors.js'
 import { StreamPump, type StreamHost } from '../lib/stream-pump.js'
 import { truncateResponse } from '../lib/truncate.js'
+import { CompressingSink, chooseEncoding, type StreamCompression } from '../lib/stream-compress.js'
 import {
   idleTimeoutProblem, resolveStreamOptions,
   type ResolvedStreamOptions, type StreamChunk, type StreamDefaults, type StreamSafeOptions, type StreamSource
@@ -15,6 +16,13 @@ import type { Faultline } from './http.js'
 export interface FaultlineStreamOptions {
   /** Default `idleTimeout` (ms) for every `reply.streamSafe()` call; 0 (the default) turns it off. */
   idleTimeout?: number
+  /**
+   * Compress streamed bodies for clients that accept gzip or brotli, with a
+   * flush after every record and chunk. `'auto'` (the default): when
+   * @fastify/compress is active on the route; `true`: always; `false`: never.
+   * A call's own `compress` option wins.
+   */
+  compress?: StreamCompression
 }
 
 /** `reply.streamSafe()` options for raw framing: the source yields strings and bytes. */
@@ -45,25 +53,28 @@ declare module 'fastify' {
 const PLUGIN = 'faultline-stream'
 const DEFAULT_TYPE = { raw: 'application/octet-stream', ndjson: 'application/x-ndjson' } as const
 
-function validate (opts: FaultlineStreamOptions): StreamDefaults {
+function validate (opts: FaultlineStreamOptions): StreamDefaults & { compress: StreamCompression } {
   if (opts === null || typeof opts !== 'object') throw new FaultlineInvalidOptionError(PLUGIN, 'options', 'must be an object')
   const idleTimeout = opts.idleTimeout ?? 0
   const badIdle = idleTimeoutProblem(idleTimeout)
   if (badIdle !== undefined) throw new FaultlineInvalidOptionError(PLUGIN, 'idleTimeout', badIdle)
-  return { idleTimeout }
+  const compress = opts.compress ?? 'auto'
+  if (compress !== 'auto' && typeof compress !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'compress', "must be true, false or 'auto'")
+  return { idleTimeout, compress }
 }
 
 /** The pump's host for one reply: headers, the central report path and the problem renderer. */
-function hostFor (reply: FastifyReply, faultline: Faultline, options: ResolvedStreamOptions): StreamHost {
+function hostFor (reply: FastifyReply, faultline: Faultline, options: ResolvedStreamOptions, compressing?: CompressingSink): StreamHost {
   const request = reply.request
   const res = reply.raw
   return {
-    sink: res,
+    sink: compressing ?? res,
     commit () {
       if (res.headersSent) throw new FaultlineStreamAlreadySentError()
       const headers = reply.getHeaders()
       headers['content-type'] = options.type ?? headers['content-type'] ?? DEFAULT_TYPE[options.framing]
       delete headers['content-length']
+      compressing?.begin(headers as OutgoingHttpHeaders, reply.statusCode)
       res.writeHead(reply.statusCode, headers as OutgoingHttpHeaders)
       // From here on the pump owns the response; Fastify must not answer or log it.
       reply.hijack()
@@ -78,7 +89,8 @@ function hostFor (reply: FastifyReply, faultline: Faultline, options: ResolvedSt
       return faultline.report(err, { transport: 'stream', phase: 'mid-stream', request })
     },
     truncate () {
-      truncateResponse(res)
+      if (compressing !== undefined) compressing.truncate()
+      else truncateResponse(res)
     },
     clientGone (committed) {
       if (!committed) reply.hijack()
@@ -102,10 +114,16 @@ async function faultlineStream_ (fastify: FastifyInstance, opts: FaultlineStream
       resolved = resolveStreamOptions(options, defaults)
     } catch (err) {
       // Bad options are a programmer error: a 500 whose log line says what is wrong.
-      hostFor(this, faultline, { type: undefined, framing: 'raw', ...defaults }).failBefore(err)
+      hostFor(this, faultline, { type: undefined, framing: 'raw', idleTimeout: defaults.idleTimeout }).failBefore(err)
       return this
     }
-    const pump = new StreamPump(hostFor(this, faultline, resolved), { ...resolved, headOnly: this.request.method === 'HEAD' })
+    const encoding = chooseEncoding({
+      option: resolved.compress ?? defaults.compress,
+      compressRegistered: typeof (this as { compress?: unknown }).compress === 'function',
+      headers: this.request.headers
+    })
+    const sink = encoding === undefined ? undefined : new CompressingSink(this.raw, encoding)
+    const pump = new StreamPump(hostFor(this, faultline, resolved, sink), { ...resolved, headOnly: this.request.method === 'HEAD' })
     pump.start(source)
     return this
   }

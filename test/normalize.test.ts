@@ -8,7 +8,7 @@ import {
   TooManyRequestsError
 } from '../index.js'
 import { guardProcess } from './helpers/guard.js'
-import { carriedStatus } from '../lib/normalize.js'
+import { carriedStatus, toFaultForReply } from '../lib/normalize.js'
 
 // http-errors accepts a properties object in any position; its types do not say so.
 const createHttpError = createHttpErrorTyped as unknown as (...args: unknown[]) => Error
@@ -202,19 +202,18 @@ t.test('Boom objects keep their status; Boom hides server messages', async t => 
   t.equal(broken.message, 'bad boom')
 })
 
-t.test('a fallback status (a status set on the reply) is used for an error without its own', async t => {
+t.test('toFaultForReply: a status set on the reply is used for an error without its own, unexposed', async t => {
   const teapot = new Error('teapot')
-  const fault = toFault(teapot, 418)
-  t.match(fault, { status: 418, code: 'IM_A_TEAPOT', title: "I'm a Teapot", message: 'teapot', expose: true, retryable: false })
+  const fault = toFaultForReply(teapot, 418)
+  t.match(fault, { status: 418, code: 'IM_A_TEAPOT', title: "I'm a Teapot", message: 'teapot', expose: false, retryable: false })
   t.equal(fault.cause, teapot)
-  t.match(toFault(new Error('x'), 404), { constructor: NotFoundError, status: 404, expose: true })
-  t.match(toFault(new Error('down'), 503), { constructor: ServiceUnavailableError, expose: false, retryable: true }, '5xx stay unexposed')
-  t.match(toFault(Object.assign(new Error('own'), { statusCode: 409 }), 418), { status: 409 }, 'an error\'s own status wins')
-  t.match(toFault(Object.assign(new Error('aborted'), { name: 'AbortError' }), 418), { status: 499 }, 'so does a client abort')
-  for (const status of [200, 302, 399, 600, 404.5, Number.NaN, undefined]) {
-    t.match(toFault(new Error('x'), status), { constructor: InternalError, status: 500 }, `not a fault status: ${status}`)
+  t.match(toFaultForReply(new Error('x'), 404), { constructor: NotFoundError, status: 404, expose: false })
+  t.match(toFaultForReply(new Error('down'), 503), { constructor: ServiceUnavailableError, expose: false, retryable: true })
+  t.match(toFaultForReply(Object.assign(new Error('own'), { statusCode: 409 }), 418), { status: 409, expose: true }, 'an error\'s own status wins, with its own expose rule')
+  t.match(toFaultForReply(Object.assign(new Error('aborted'), { name: 'AbortError' }), 418), { status: 499 }, 'so does a client abort')
+  for (const status of [200, 302, 399, 600, 404.5, Number.NaN]) {
+    t.match(toFaultForReply(new Error('x'), status), { constructor: InternalError, status: 500 }, `not a fault status: ${status}`)
   }
-  t.match(toFault('a string', 418), { constructor: InternalError }, 'only for error objects')
-  const fault2 = toFault(new NotFoundError('mine'), 503)
-  t.equal(fault2.status, 404, 'a fault keeps its own status')
+  t.match(toFaultForReply('a string', 418), { constructor: InternalError }, 'only for error objects')
+  t.equal(toFaultForReply(new NotFoundError('mine'), 503).status, 404, 'a fault keeps its own status')
 })

@@ -264,3 +264,20 @@ t.test('an adopted error logs its code and own fields as pino would, bounded', a
   t.notOk('cause' in err, 'a cause that cannot be read is no cause')
   t.equal(err.name, 'InternalError', 'an original that cannot be read safely is described by the fault')
 })
+
+t.test('the log line keeps the code of the error a fault adopted (the client never sees it)', async t => {
+  const log = fakeLogger()
+  const report = createReport({ reporters: [], log })
+  const summary = (fault: ReturnType<typeof toFault>): unknown => {
+    report(fault, { transport: 'http', phase: 'before-response' })
+    return log.entries.at(-1)!.obj.fault
+  }
+  t.same(summary(toFault(Object.assign(new Error('no header'), { statusCode: 401, code: 'FST_JWT_NO_AUTHORIZATION_IN_HEADER' }))),
+    { code: 'UNAUTHORIZED', status: 401, causeCode: 'FST_JWT_NO_AUTHORIZATION_IN_HEADER' })
+  t.same(summary(new NotFoundError('x')), { code: 'NOT_FOUND', status: 404 }, 'no cause: no causeCode')
+  t.same(summary(new NotFoundError('x', { cause: new NotFoundError('y') })), { code: 'NOT_FOUND', status: 404 }, 'the same code is not repeated')
+  t.same(summary(new NotFoundError('x', { cause: { code: 42 } })), { code: 'NOT_FOUND', status: 404 }, 'only string codes')
+  t.equal((summary(new NotFoundError('x', { cause: { code: 'C'.repeat(500) } })) as { causeCode: string }).causeCode.length, 101, 'bounded')
+  const hostile = new Proxy({}, { get () { throw new Error('trap') } })
+  t.same(summary(new NotFoundError('x', { cause: hostile })), { code: 'NOT_FOUND', status: 404 }, 'a cause whose getter throws')
+})

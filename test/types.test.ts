@@ -84,14 +84,3 @@ t.test('the members other plugins add are typed present, and are undefined until
   t.equal(app.faultline.background.stats().pending, 0)
   await app.close()
 })
-
-t.test('toFault takes a fallback status for errors without their own', async t => {
-  const fault: Fault = toFault(new Error('teapot'), 418)
-  t.equal(fault.status, 418)
-  // Checked by the type checker only (never called): each line must not compile.
-  function mustNotCompile (): void {
-    // @ts-expect-error the status is a number
-    toFault(new Error('x'), '418')
-  }
-  void mustNotCompile // eslint-disable-line no-void
-})

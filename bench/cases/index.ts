@@ -2,9 +2,10 @@ import type { Case } from '../lib/types.js'
 import { happyPath, happyPathPeers, errorPath, unexposed500 } from './http.js'
 import { happyPathOtel, happyPathOtelAll } from './otel.js'
 import { streams } from './stream.js'
+import { streamCompress } from './stream-compress.js'
 import { sse } from './sse.js'
 import { websocket } from './websocket.js'
 import { clientChurn } from './churn.js'
 
 /** Every case, in table order. */
-export const CASES: readonly Case[] = [happyPath, happyPathPeers, happyPathOtel, happyPathOtelAll, errorPath, unexposed500, streams, sse, websocket, clientChurn]
+export const CASES: readonly Case[] = [happyPath, happyPathPeers, happyPathOtel, happyPathOtelAll, errorPath, unexposed500, streams, streamCompress, sse, websocket, clientChurn]

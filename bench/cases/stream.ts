@@ -33,7 +33,7 @@ function record (i: number): unknown {
 }
 
 /** `total` records as objects (for `streamSafe` ndjson framing). */
-function records (total: number): Readable {
+export function records (total: number): Readable {
   let i = 0
   return new Readable({
     objectMode: true,
@@ -45,7 +45,7 @@ function records (total: number): Readable {
 }
 
 /** The same records as hand-written ndjson lines (the baseline). */
-function ndjsonLines (total: number): Readable {
+export function ndjsonLines (total: number): Readable {
   let i = 0
   return new Readable({
     read () {
