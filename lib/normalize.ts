@@ -132,8 +132,9 @@ function upstreamFault (err: Bag, value: unknown): Fault | undefined {
   return status === 504 ? new GatewayTimeoutError(message, { cause: value }) : new BadGatewayError(message, { cause: value })
 }
 
-// Headers that frame the body or the connection: the problem response sets its own.
-const FRAMING_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'trailer', 'te'])
+// Headers that frame the body or the connection (the problem response sets
+// its own), and Retry-After (the fault's validated `retryAfter` sets it).
+const NOT_CARRIED = new Set(['content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'trailer', 'te', 'retry-after'])
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]{0,8192}$/
 const MAX_CARRIED_HEADERS = 20
@@ -143,8 +144,8 @@ const MAX_CARRIED_HEADERS = 20
  * handler sets them: http-errors' and @fastify/error's `headers` (e.g.
  * `Content-Range` on @fastify/static's 416, `Allow` on a 405), Boom's
  * `output.headers` (`WWW-Authenticate`); for a fault, its cause's. Never a
- * header that frames the body, never an invalid name or value (a CR/LF would
- * split the response). Never throws.
+ * header that frames the body nor Retry-After, never an invalid name or value
+ * (a CR/LF would split the response). Never throws.
  */
 export function carriedHeaders (value: unknown): Array<[string, string]> {
   const out: Array<[string, string]> = []
@@ -158,7 +159,7 @@ export function carriedHeaders (value: unknown): Array<[string, string]> {
       const raw = (headers as Bag)[name]
       const text = typeof raw === 'number' && Number.isFinite(raw) ? String(raw) : raw
       if (typeof text !== 'string' || !HEADER_NAME.test(name) || !HEADER_VALUE.test(text)) continue
-      if (!FRAMING_HEADERS.has(name.toLowerCase())) out.push([name, text])
+      if (!NOT_CARRIED.has(name.toLowerCase())) out.push([name, text])
     }
   } catch {
     // Headers whose getters throw are dropped: the status and body still go out.

@@ -191,7 +191,8 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       return fault
     }
     const body = stringifyProblem(problemFor(fault, request))
-    for (const [name, value] of carriedHeaders(err)) reply.header(name, value)
+    // Only for faults meant for the client: a server fault's headers may carry secrets.
+    if (fault.expose) for (const [name, value] of carriedHeaders(err)) reply.header(name, value)
     reply.code(fault.status)
     if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
     reply.header('content-type', PROBLEM_TYPE)

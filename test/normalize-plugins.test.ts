@@ -101,8 +101,8 @@ t.test('carriedHeaders: the headers a thrown error asks for, as Fastify sets the
   const fault = toFault(createHttpError(405, { headers: { Allow: 'GET' } }))
   t.same(carriedHeaders(fault), [['Allow', 'GET']], 'a fault: its cause\'s')
   t.same(carriedHeaders(new NotFoundError('x')), [], 'a fault without a cause')
-  t.same(carriedHeaders({ headers: { 'x-n': 7, 'x-inf': Infinity, 'x-obj': {}, 'bad name': 'v', 'x-split': 'a\r\nSet-Cookie: s=1', 'Content-Type': 'text/html', 'content-length': '1', 'x-ok': 'fine' } }),
-    [['x-n', '7'], ['x-ok', 'fine']], 'only valid names and values; framing headers are the problem response\'s own')
+  t.same(carriedHeaders({ headers: { 'x-n': 7, 'x-inf': Infinity, 'x-obj': {}, 'bad name': 'v', 'x-split': 'a\r\nSet-Cookie: s=1', 'Content-Type': 'text/html', 'content-length': '1', 'Retry-After': '5', 'x-ok': 'fine' } }),
+    [['x-n', '7'], ['x-ok', 'fine']], 'only valid names and values; framing headers are the problem response\'s own, Retry-After the fault\'s')
   t.same(carriedHeaders({ headers: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`x-${i}`, 'v'])) }).length, 20, 'bounded')
   for (const value of [null, 'str', 42, { headers: null }, { headers: 'x' }, new Proxy({}, {}), { headers: new Proxy({}, {}) }]) {
     t.same(carriedHeaders(value), [], String(value))
