@@ -2,7 +2,7 @@
 // with require() from CommonJS (Node >= 20.19 loads ESM synchronously).
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -30,4 +30,19 @@ t.test('dist is importable with import and with require()', async t => {
     console.log(typeof m.faultlineHttp, new m.NotFoundError('x').code, m.toFault(null).status)
   `], { cwd: root, encoding: 'utf8' })
   t.equal(cjs.trim(), 'function NOT_FOUND 500')
+})
+
+t.test('fastify-faultline/otel: its own subpath, with @opentelemetry/api an optional peer the root never loads', async t => {
+  t.same(pkg.exports['./otel'], { types: './dist/otel/index.d.ts', default: './dist/otel/index.js' })
+  t.equal(pkg.peerDependencies['@opentelemetry/api'], '^1.9.0')
+  t.same(pkg.peerDependenciesMeta['@opentelemetry/api'], { optional: true })
+  t.ok(existsSync(new URL('../dist/otel/index.d.ts', import.meta.url)), 'dist/otel/index.d.ts exists')
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+    const { otelReporter } = await import('fastify-faultline/otel')
+    console.log(typeof otelReporter, typeof otelReporter())
+  `], { cwd: root, encoding: 'utf8' })
+  t.equal(out.trim(), 'function function')
+  // The root's module graph (dist/index.js, lib/, plugins/) never names the optional peer.
+  const files = ['dist/index.js', ...['lib', 'plugins'].flatMap(dir => readdirSync(new URL(`../dist/${dir}/`, import.meta.url)).filter(f => f.endsWith('.js')).map(f => `dist/${dir}/${f}`))]
+  t.same(files.filter(f => readFileSync(new URL(`../${f}`, import.meta.url), 'utf8').includes('@opentelemetry')), [])
 })
