@@ -149,7 +149,8 @@ export class CompressingSink implements StreamSink {
   }
 
   /**
-   * Ends the body as a failure: what was written is compressed and sent, then
+   * Ends the body as a failure: what was written is compressed and sent (once
+   * the client takes it, within the grace), then
    * the connection closes with the compressed stream unfinished (no gzip
    * trailer, no final brotli block) and without the terminating chunk.
    */
@@ -165,10 +166,9 @@ export class CompressingSink implements StreamSink {
       if (cut) return
       cut = true
       clearTimeout(timer)
+      // Output the pipe had not moved yet (a client too slow to take it) is
+      // dropped with the compressor: the body is cut either way.
       compressor.unpipe(res)
-      // Output the pipe had not moved yet (the client was slow): send it too
-      // (a write to a response already destroyed is dropped).
-      for (let chunk = compressor.read() as Buffer | null; chunk !== null; chunk = compressor.read() as Buffer | null) res.write(chunk)
       compressor.destroy()
       truncateResponse(res, graceMs)
     }
