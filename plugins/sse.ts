@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import fastifySseModule from '@fastify/sse'
 import type { SSEPluginOptions, SSEReplyInterface, SSESource } from '@fastify/sse'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
-import { ClientClosedError, ServiceUnavailableError, type Fault } from '../lib/fault.js'
+import { ClientClosedError, NotAcceptableError, ServiceUnavailableError, type Fault } from '../lib/fault.js'
 import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseFaultEvent } from '../lib/sse-event.js'
 import { FaultlineInvalidOptionError, FaultlinePeerRegisteredError } from '../lib/errors.js'
 import type { Faultline } from './http.js'
@@ -62,6 +62,12 @@ const CONNECTION_CLOSED = 'FST_ERR_SSE_CONNECTION_CLOSED'
 // A planned shutdown is expected: logged at info, not as a server error with a stack.
 const SHUTDOWN = Object.freeze({ reason: 'shutdown', level: 'info' as const })
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined })
+const kGate = Symbol('faultline.sse.gate')
+
+/** A route @fastify/sse gates with a 406 for clients that refuse text/event-stream. */
+function isOnlyRoute (sse: unknown): boolean {
+  return sse === 'only' || (typeof sse === 'object' && sse !== null && (sse as { kind?: unknown }).kind === 'only')
+}
 
 /** What this plugin tracks for one open SSE response. */
 interface OpenStream {
@@ -171,9 +177,14 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
     const { reply, sse, request } = stream
     const raw = reply.raw
     if (!raw.headersSent) {
+      const fault = faultline.report(err, { ...extra, transport: 'sse', phase: 'before-response', request })
       // Later sends must fail as on a closed stream; headers are not out, so this ends nothing.
       sse.close()
-      return faultline.sendProblem(reply, err, { ...extra, transport: 'sse', phase: 'before-response' })
+      // Fastify's one error path: onError hooks (background tasks of a failed
+      // route are skipped), then the central handler renders the problem; the
+      // fault is already reported, so it is not logged twice.
+      if (!reply.sent) reply.send(fault)
+      return fault
     }
     const fault = faultline.report(err, { ...extra, transport: 'sse', phase: 'mid-stream', request })
     if (!raw.writableEnded && !raw.destroyed) {
@@ -341,6 +352,34 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
   })
 
   await fastify.register(fastifySse, opts.sse ?? {})
+
+  // `sse: 'only'` routes: @fastify/sse answers a client that refuses
+  // text/event-stream with its own 406 before any handler runs. This hook,
+  // added after @fastify/sse's, wraps its handler to mark the request; an
+  // onSend hook then turns that answer into a fault on Fastify's error path.
+  fastify.decorateReply(kGate, false)
+  fastify.addHook('onRoute', routeOptions => {
+    if (!isOnlyRoute(routeOptions.sse)) return
+    const gated = routeOptions.handler
+    routeOptions.handler = function faultlineSseGate (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+      (reply as unknown as Record<typeof kGate, boolean>)[kGate] = true
+      return gated.call(this, request, reply)
+    } as RouteHandlerMethod
+    const existing = routeOptions.onSend
+    routeOptions.onSend = existing === undefined
+      ? [onRefused]
+      : [...(Array.isArray(existing) ? existing : [existing]), onRefused]
+  })
+
+  async function onRefused (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+    const marked = reply as unknown as Record<typeof kGate, boolean>
+    // Refused by @fastify/sse: its handler ran but set up no SSE context.
+    if (!marked[kGate] || (reply as { sse?: unknown }).sse !== undefined) return payload
+    marked[kGate] = false
+    throw faultline.report(new NotAcceptableError('This endpoint only produces text/event-stream: send Accept: text/event-stream'), {
+      transport: 'sse', phase: 'before-response', request
+    })
+  }
 }
 
 /**
