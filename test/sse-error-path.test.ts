@@ -69,6 +69,8 @@ t.test("@fastify/sse's 406 for an 'only' route is a reported problem+json respon
     calls++
     await reply.sse.send({ data: 'x' })
   })
+  // An accepted request whose handler answers without an event: an ordinary response, untouched.
+  app.get('/only-plain', { sse: 'only' }, async () => 'plain')
   for (const url of ['/only', '/only-object']) {
     const res = await app.inject({ url, headers: { accept: 'application/json' } })
     t.equal(res.statusCode, 406, url)
@@ -88,6 +90,10 @@ t.test("@fastify/sse's 406 for an 'only' route is a reported problem+json respon
   t.equal(own.statusCode, 406)
   t.same(own.json(), { mine: true })
   t.same(seen, [])
+
+  const plain = await app.inject({ url: '/only-plain', headers: { accept: 'text/event-stream' } })
+  t.equal(plain.statusCode, 200)
+  t.equal(plain.body, 'plain')
 
   const ok = await app.inject({ url: '/only', headers: { accept: 'text/event-stream' } })
   t.equal(ok.statusCode, 200)
