@@ -181,7 +181,8 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     const ctx: FaultContext<FastifyRequest> = {
       ...context,
       transport: context?.transport ?? 'http',
-      phase: headersSent || context?.phase === undefined ? responsePhase(headersSent) : context.phase,
+      // A context's phase holds only while nothing went out.
+      phase: (headersSent ? undefined : context?.phase) ?? responsePhase(headersSent),
       request
     }
     if (!headersSent) {
