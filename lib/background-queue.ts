@@ -142,11 +142,11 @@ export class TaskQueue<C> {
     if (lane.state === 'dropped') return 'skipped'
     const task: QueuedTask<C> = { fn, name, timeout, context: lane.context }
     if (!this.accepting) {
-      this.fail(new ServiceUnavailableError(`Background task "${name}" refused: the server is shutting down`), task, 'refused')
+      this.reportFailure(new ServiceUnavailableError(`Background task "${name}" refused: the server is shutting down`), task, 'refused')
       return 'refused'
     }
     if (this.queued >= this.maxQueued) {
-      this.fail(new ServiceUnavailableError(`Background task "${name}" refused: the queue is full (maxQueued ${this.maxQueued})`), task, 'refused')
+      this.reportFailure(new ServiceUnavailableError(`Background task "${name}" refused: the queue is full (maxQueued ${this.maxQueued})`), task, 'refused')
       return 'refused'
     }
     lane.tasks.push(task)
@@ -221,7 +221,7 @@ export class TaskQueue<C> {
     }
     for (const lane of [...this.waitingLanes]) {
       for (const task of this.discard(lane, 'shutdown')) {
-        this.fail(new ServiceUnavailableError(`Background task "${task.name}" was not started before server shutdown`), task, 'not-started')
+        this.reportFailure(new ServiceUnavailableError(`Background task "${task.name}" was not started before server shutdown`), task, 'not-started')
       }
     }
     this.checkIdle()
@@ -286,13 +286,14 @@ export class TaskQueue<C> {
     this.pending--
     const lane = run.lane
     lane.running = false
-    if (outcome !== undefined) this.fail(error, run.task, outcome)
+    if (outcome !== undefined) this.reportFailure(error, run.task, outcome)
     if (lane.state === 'open' && lane.tasks.size > 0) this.ready.push(lane)
     this.pump()
     this.checkIdle()
   }
 
-  private fail (error: unknown, task: QueuedTask<C>, outcome: TaskOutcome): void {
+  /** Hands a task's failure to `onFailure` (report only: the queue moves on either way). */
+  private reportFailure (error: unknown, task: QueuedTask<C>, outcome: TaskOutcome): void {
     try {
       this.onFailure(error, task, outcome)
     } catch {

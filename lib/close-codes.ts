@@ -82,7 +82,7 @@ export function truncateUtf8 (text: string, maxBytes: number = MAX_CLOSE_REASON_
  * Why `code` cannot be a configured close code, or undefined when it can.
  * For register-time option checks.
  */
-export function closeCodeProblem (code: unknown): string | undefined {
+export function whyUnsendableCloseCode (code: unknown): string | undefined {
   if (isSendableCloseCode(code)) return undefined
   if (code === 1005 || code === 1006 || code === 1015) {
     return `${String(code)} is reserved for reporting a missing or failed close and is never sent in a close frame`

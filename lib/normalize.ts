@@ -70,7 +70,7 @@ function adoptSafely (value: unknown, fallbackStatus: number | undefined): Fault
 function adopt (value: unknown, fallbackStatus: number | undefined): Fault {
   if (typeof value !== 'object' || value === null) {
     if (typeof value === 'function') return new InternalError('A function was thrown')
-    return new InternalError(`A non-error value was thrown: ${preview(value)}`)
+    return new InternalError(`A non-error value was thrown: ${quotePrimitive(value)}`)
   }
   if (isFault(value)) return value as Fault
 
@@ -217,7 +217,8 @@ function safeMessage (message: unknown): string {
   return message.length > MAX_MESSAGE ? message.slice(0, MAX_MESSAGE) + '…' : message
 }
 
-function preview (value: unknown): string {
+/** A thrown primitive as it reads in a message: strings quoted and cut at 200 characters. */
+function quotePrimitive (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 200 ? value.slice(0, 200) + '…' : value)
   if (typeof value === 'symbol') return value.toString()
   if (typeof value === 'bigint') return `${value}n`

@@ -1,5 +1,6 @@
 import type { Fault } from './fault.js'
 import { causeChain, preview, type DebugCause } from './problem.js'
+import { isThenable } from './thenable.js'
 
 export type Transport = 'http' | 'stream' | 'sse' | 'websocket' | 'background'
 export type Phase = 'before-response' | 'mid-stream' | 'message' | 'upgrade' | 'after-response'
@@ -62,13 +63,23 @@ export interface ReportOptions {
   log: FaultLogger
 }
 
+/** Where a failure happened, from whether the response's headers went out. */
+export function responsePhase (headersSent: boolean): 'before-response' | 'mid-stream' {
+  return headersSent ? 'mid-stream' : 'before-response'
+}
+
+/** Whether a fault is a client abort (499): the peer went away, normal churn, not our failure. */
+export function isClientAbort (fault: Pick<Fault, 'status'>): boolean {
+  return fault.status === 499
+}
+
 /** The log level for a fault: by code first, then its class. */
 export function levelFor (fault: Fault, levels: LogLevels | undefined): LogLevel {
   if (levels !== undefined) {
     const byCode = Object.hasOwn(levels, fault.code) ? levels[fault.code] : undefined
     if (byCode !== undefined) return byCode
   }
-  if (fault.status === 499) return levels?.clientAbort ?? 'debug'
+  if (isClientAbort(fault)) return levels?.clientAbort ?? 'debug'
   if (fault.status >= 500) return levels?.['5xx'] ?? 'error'
   return levels?.['4xx'] ?? 'info'
 }
@@ -257,9 +268,7 @@ function faultSummary (fault: Fault): { code: string, status: number, causeCode?
 function callReporter (reporter: FaultReporter, fault: Fault, context: FaultContext<any>, log: FaultLogger): void {
   try {
     const result = reporter(fault, context)
-    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
-      (result as Promise<unknown>).then(undefined, (err: unknown) => reporterFailed(err, fault, log))
-    }
+    if (isThenable(result)) result.then(undefined, (err: unknown) => reporterFailed(err, fault, log))
   } catch (err) {
     reporterFailed(err, fault, log)
   }

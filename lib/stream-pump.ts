@@ -6,6 +6,7 @@ import {
   type ResolvedStreamOptions
 } from './stream-source.js'
 import { FaultlineStreamAlreadySentError } from './errors.js'
+import { isThenable } from './thenable.js'
 
 /** The part of a Node ServerResponse the pump writes to. */
 export interface StreamSink {
@@ -359,11 +360,6 @@ export class StreamPump {
     if (iterator !== undefined && early) closeIterator(iterator)
     if (early) this.controller?.abort()
   }
-}
-
-/** Whether `value` has a callable `then` (may throw for a hostile getter; callers catch). */
-function isThenable (value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function'
 }
 
 /** Calls return() so a generator's `finally` runs; its result (or failure) is not ours to report. */

@@ -2,6 +2,8 @@ import type { Readable } from 'node:stream'
 import { BadGatewayError, describe, isFault, type Fault } from './fault.js'
 import { carriedStatus, toFault } from './normalize.js'
 import { FaultlineStreamChunkError, FaultlineStreamOptionError, FaultlineStreamSourceError } from './errors.js'
+import { whyInvalidMs } from './options.js'
+import { isClientAbort } from './report.js'
 
 /** How a stream's items become bytes: as they are, or one JSON record per line. */
 export type StreamFraming = 'raw' | 'ndjson'
@@ -53,15 +55,8 @@ export interface StreamDefaults {
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]+$/
 
 /** Why a framing value is invalid, or undefined when it is valid. */
-export function framingProblem (value: unknown): string | undefined {
+export function whyInvalidFraming (value: unknown): string | undefined {
   return value === 'raw' || value === 'ndjson' ? undefined : `must be 'raw' or 'ndjson', got ${describe(value)}`
-}
-
-/** Why an idle timeout is invalid, or undefined when it is valid. */
-export function idleTimeoutProblem (value: unknown): string | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 2 ** 31 - 1
-    ? undefined
-    : `must be an integer number of milliseconds from 0 (off) to 2147483647, got ${describe(value)}`
 }
 
 /** Per-call options merged over the plugin's defaults. Throws FaultlineStreamOptionError. */
@@ -72,9 +67,9 @@ export function resolveStreamOptions (options: unknown, defaults: StreamDefaults
   if (type !== undefined && (typeof type !== 'string' || !HEADER_VALUE.test(type))) {
     throw new FaultlineStreamOptionError('type', `must be a non-empty content type without control characters, got ${describe(type)}`)
   }
-  const badFraming = framing === undefined ? undefined : framingProblem(framing)
+  const badFraming = framing === undefined ? undefined : whyInvalidFraming(framing)
   if (badFraming !== undefined) throw new FaultlineStreamOptionError('framing', badFraming)
-  const badIdle = idleTimeout === undefined ? undefined : idleTimeoutProblem(idleTimeout)
+  const badIdle = idleTimeout === undefined ? undefined : whyInvalidMs(idleTimeout, 0, ' (off)')
   if (badIdle !== undefined) throw new FaultlineStreamOptionError('idleTimeout', badIdle)
   if (compress !== undefined && typeof compress !== 'boolean') throw new FaultlineStreamOptionError('compress', `must be a boolean, got ${describe(compress)}`)
   return { type, framing: framing ?? 'raw', idleTimeout: idleTimeout ?? defaults.idleTimeout, compress }
@@ -127,7 +122,7 @@ export function rawChunk (chunk: unknown, index: number): StreamChunk {
 export function sourceFault (err: unknown, opening: boolean): Fault {
   const fault = toFault(err)
   if (isFault(err)) return fault
-  if (fault.status === 499) return new BadGatewayError('The stream source failed: its peer closed the connection', { cause: err })
+  if (isClientAbort(fault)) return new BadGatewayError('The stream source failed: its peer closed the connection', { cause: err })
   if (opening && fault.status === 500 && carriedStatus(err) === undefined) return new BadGatewayError('The stream source could not be opened', { cause: err })
   return fault
 }

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TaskQueue, type BackgroundTaskFn, type QueueStats, type TaskLane } from '../lib/background-queue.js'
-import { FaultlineInvalidOptionError } from '../lib/errors.js'
 import { FaultlineInvalidTaskError } from '../lib/errors.js'
+import { PluginOptions, whyInvalidMs } from '../lib/options.js'
 import { describe } from '../lib/fault.js'
 
 export interface FaultlineBackgroundOptions {
@@ -76,15 +76,13 @@ const kLane = Symbol('faultline.background.lane')
 
 type Lane = TaskLane<FastifyRequest | undefined>
 
-function laneOn (request: FastifyRequest): Lane | null {
+function storedLane (request: FastifyRequest): Lane | null {
   return (request as unknown as Record<typeof kLane, Lane | null>)[kLane]
 }
 
 function setLane (request: FastifyRequest, lane: Lane): void {
   (request as unknown as Record<typeof kLane, Lane | null>)[kLane] = lane
 }
-// setTimeout's limit: larger delays fire at once.
-const MAX_DELAY = 2 ** 31 - 1
 const DEFAULTS = { concurrency: 4, maxQueued: 1000, shutdownTimeout: 10_000 }
 
 interface Settings {
@@ -94,22 +92,14 @@ interface Settings {
   timeout: number | undefined
 }
 
-function isCount (value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1
-}
-
-function isDelay (value: unknown, min: number): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= MAX_DELAY
-}
-
 function validate (opts: FaultlineBackgroundOptions): Settings {
-  if (opts === null || typeof opts !== 'object') throw new FaultlineInvalidOptionError(PLUGIN, 'options', 'must be an object')
-  const { concurrency = DEFAULTS.concurrency, maxQueued = DEFAULTS.maxQueued, shutdownTimeout = DEFAULTS.shutdownTimeout, timeout } = opts
-  if (!isCount(concurrency)) throw new FaultlineInvalidOptionError(PLUGIN, 'concurrency', `must be a positive integer, got ${describe(concurrency)}`)
-  if (!isCount(maxQueued)) throw new FaultlineInvalidOptionError(PLUGIN, 'maxQueued', `must be a positive integer (the queue is always bounded), got ${describe(maxQueued)}`)
-  if (!isDelay(shutdownTimeout, 0)) throw new FaultlineInvalidOptionError(PLUGIN, 'shutdownTimeout', `must be a number of milliseconds from 0 to ${MAX_DELAY}, got ${describe(shutdownTimeout)}`)
-  if (timeout !== undefined && !isDelay(timeout, 1)) throw new FaultlineInvalidOptionError(PLUGIN, 'timeout', `must be a number of milliseconds from 1 to ${MAX_DELAY}, got ${describe(timeout)}`)
-  return { concurrency, maxQueued, shutdownTimeout, timeout }
+  const options = new PluginOptions(PLUGIN, opts, ['concurrency', 'maxQueued', 'shutdownTimeout', 'timeout'])
+  return {
+    concurrency: options.count('concurrency', DEFAULTS.concurrency),
+    maxQueued: options.count('maxQueued', DEFAULTS.maxQueued, 'the queue is always bounded'),
+    shutdownTimeout: options.ms('shutdownTimeout', 0, DEFAULTS.shutdownTimeout),
+    timeout: options.ms('timeout', 1)
+  }
 }
 
 function taskSettings (task: unknown, options: unknown, defaultTimeout: number | undefined): { name: string, timeout: number | undefined } {
@@ -118,17 +108,18 @@ function taskSettings (task: unknown, options: unknown, defaultTimeout: number |
   if (options === null || typeof options !== 'object') throw new FaultlineInvalidTaskError(`options must be an object, got ${describe(options)}`)
   const { name, timeout } = options as BackgroundTaskOptions
   if (name !== undefined && (typeof name !== 'string' || name === '')) throw new FaultlineInvalidTaskError(`options.name must be a non-empty string, got ${describe(name)}`)
-  if (timeout !== undefined && !isDelay(timeout, 1)) throw new FaultlineInvalidTaskError(`options.timeout must be a number of milliseconds from 1 to ${MAX_DELAY}, got ${describe(timeout)}`)
+  const badTimeout = timeout === undefined ? undefined : whyInvalidMs(timeout, 1)
+  if (badTimeout !== undefined) throw new FaultlineInvalidTaskError(`options.timeout ${badTimeout}`)
   return { name: name ?? (task.name || 'anonymous'), timeout: timeout ?? defaultTimeout }
 }
 
 /**
  * Whether the response has been completely sent. light-my-request (`inject`)
- * emits `finish` itself and never sets `writableFinished`: there, a response
- * is complete once it has ended.
+ * emits `finish` itself and never sets `writableFinished`: there (its public
+ * `isLightMyRequest` flag), a response is complete once it has ended.
  */
-function finished (raw: FastifyReply['raw']): boolean {
-  return raw.writableFinished || (raw.writableEnded && Object.hasOwn(raw, '_lightMyRequest'))
+function finished (raw: FastifyReply['raw'] & { isLightMyRequest?: boolean }): boolean {
+  return raw.writableFinished || (raw.writableEnded && raw.isLightMyRequest === true)
 }
 
 /**
@@ -170,8 +161,8 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
    * response has been completely sent; a request whose reply we cannot see
    * (a WebSocket handler gets only the request) opens at once.
    */
-  function laneOf (request: FastifyRequest, reply: FastifyReply | undefined): Lane {
-    const existing = laneOn(request)
+  function laneFor (request: FastifyRequest, reply: FastifyReply | undefined): Lane {
+    const existing = storedLane(request)
     if (existing !== null) return existing
     const lane = queue.lane(request)
     setLane(request, lane)
@@ -197,7 +188,7 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
       lane = queue.lane(undefined)
       queue.open(lane)
     } else {
-      lane = laneOf(request, reply)
+      lane = laneFor(request, reply)
     }
     const result = queue.push(lane, task, name, timeout)
     if (result === 'skipped') {
@@ -213,7 +204,7 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
   // The route failed: the error handler produces the response, and the work
   // meant to follow a success must not run.
   fastify.addHook('onError', function faultlineBackgroundOnError (request, _reply, _error, done) {
-    const lane = laneOn(request)
+    const lane = storedLane(request)
     if (lane !== null) skip(request, lane, 'the route failed')
     else setLane(request, failedRoute)
     done()

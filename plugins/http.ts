@@ -10,8 +10,8 @@ import { catalogDocument, catalogMarkdown, type CatalogDocEntry } from '../lib/c
 import { carriedHeaders, toFault, toFaultForReply } from '../lib/normalize.js'
 import { toProblem, type ProblemDetails } from '../lib/problem.js'
 import { stringifyProblem } from '../lib/problem-json.js'
-import { createReport, LOG_LEVELS, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
-import { FaultlineInvalidOptionError } from '../lib/errors.js'
+import { createReport, LOG_LEVELS, responsePhase, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
+import { isPlainObject, PluginOptions } from '../lib/options.js'
 import { truncateResponse } from '../lib/truncate.js'
 import { invalidHeaderNames } from '../lib/headers.js'
 
@@ -102,40 +102,50 @@ declare module 'fastify' {
 const PLUGIN = 'faultline-http'
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
 
-/** `logLevels`, or DESIGN's `logLevel` when it is an object (a string `logLevel` is Fastify's own register option). */
-function levelsOption (opts: FaultlineHttpOptions & { logLevel?: unknown }): { name: string, value: unknown } {
-  const legacy = opts.logLevel !== null && typeof opts.logLevel === 'object' ? opts.logLevel : undefined
-  if (opts.logLevels !== undefined && legacy !== undefined) {
-    throw new FaultlineInvalidOptionError(PLUGIN, 'logLevel', 'give either logLevels or logLevel, not both')
-  }
-  return opts.logLevels !== undefined ? { name: 'logLevels', value: opts.logLevels } : { name: 'logLevel', value: legacy }
+const KNOWN = ['onFault', 'typeBase', 'debug', 'logLevels', 'notFound', 'openapi']
+
+interface Settings {
+  reporters: FaultReporter[]
+  logLevels: LogLevels | undefined
+  typeBase: string | undefined
+  debug: boolean
+  notFound: boolean
+  openapi: boolean | undefined
 }
 
-function validate (opts: FaultlineHttpOptions): { reporters: FaultReporter[], logLevels: LogLevels | undefined } {
-  if (opts === null || typeof opts !== 'object') throw new FaultlineInvalidOptionError(PLUGIN, 'options', 'must be an object')
-  const { onFault, typeBase, debug, notFound, openapi } = opts
-  const { name: levelsName, value: logLevel } = levelsOption(opts)
-  const reporters = onFault === undefined ? [] : Array.isArray(onFault) ? [...onFault] : [onFault]
-  for (const r of reporters) {
-    if (typeof r !== 'function') throw new FaultlineInvalidOptionError(PLUGIN, 'onFault', 'must be a function or an array of functions')
-  }
-  if (typeBase !== undefined && (typeof typeBase !== 'string' || typeBase === '' || /[\s"<>\\^`{|}]/.test(typeBase))) {
-    throw new FaultlineInvalidOptionError(PLUGIN, 'typeBase', 'must be a non-empty URI prefix, e.g. "https://errors.example.com/"')
-  }
-  if (debug !== undefined && typeof debug !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'debug', 'must be a boolean')
-  if (notFound !== undefined && typeof notFound !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'notFound', 'must be a boolean')
-  if (openapi !== undefined && typeof openapi !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'openapi', 'must be a boolean')
+/**
+ * `logLevels`, or `logLevel` when it is an object: the plural name exists
+ * because Fastify reads a string `logLevel` from every plugin's register options.
+ */
+function levelsOption (options: PluginOptions): { name: string, value: unknown } {
+  const single = options.get('logLevel')
+  const legacy = single !== null && typeof single === 'object' ? single : undefined
+  const plural = options.get('logLevels')
+  if (plural !== undefined && legacy !== undefined) throw options.invalid('logLevel', 'give either logLevels or logLevel, not both')
+  return plural !== undefined ? { name: 'logLevels', value: plural } : { name: 'logLevel', value: legacy }
+}
+
+function validate (opts: FaultlineHttpOptions): Settings {
+  const options = new PluginOptions(PLUGIN, opts, KNOWN)
+  const reporters = options.functions('onFault') as FaultReporter[]
+  const typeBase = options.string('typeBase', /^[^\s"<>\\^`{|}]+$/, 'a non-empty URI prefix, e.g. "https://errors.example.com/"')
+  const { name: levelsName, value: logLevel } = levelsOption(options)
   if (logLevel !== undefined) {
-    if (logLevel === null || typeof logLevel !== 'object' || Array.isArray(logLevel)) {
-      throw new FaultlineInvalidOptionError(PLUGIN, levelsName, 'must be an object such as { "4xx": "info", "5xx": "error", clientAbort: "debug" }')
+    if (!isPlainObject(logLevel)) {
+      throw options.invalid(levelsName, 'must be an object such as { "4xx": "info", "5xx": "error", clientAbort: "debug" }')
     }
     for (const [key, level] of Object.entries(logLevel)) {
-      if (!LOG_LEVELS.includes(level as never)) {
-        throw new FaultlineInvalidOptionError(PLUGIN, `${levelsName}.${key}`, `must be one of ${LOG_LEVELS.join(', ')}`)
-      }
+      if (!LOG_LEVELS.includes(level as never)) throw options.invalid(`${levelsName}.${key}`, `must be one of ${LOG_LEVELS.join(', ')}`)
     }
   }
-  return { reporters, logLevels: logLevel as LogLevels | undefined }
+  return {
+    reporters,
+    logLevels: logLevel as LogLevels | undefined,
+    typeBase,
+    debug: options.boolean('debug', false),
+    notFound: options.boolean('notFound', true),
+    openapi: options.get('openapi') === undefined ? undefined : options.boolean('openapi', false)
+  }
 }
 
 /** The request path without its query string: query strings may carry tokens. */
@@ -146,9 +156,7 @@ function instanceOf (request: FastifyRequest): string {
 }
 
 async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOptions): Promise<void> {
-  const { reporters, logLevels } = validate(opts)
-  const { typeBase } = opts
-  const debug = opts.debug === true
+  const { reporters, logLevels, typeBase, debug, notFound } = validate(opts)
   if (debug && process.env.NODE_ENV === 'production') {
     // debug sends stacks, causes and internal messages to every client: never on by accident.
     fastify.log.warn({ plugin: PLUGIN }, `${PLUGIN}: debug is on while NODE_ENV=production: every problem response carries internal messages, stacks and causes. Turn it off.`)
@@ -173,7 +181,8 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     const ctx: FaultContext<FastifyRequest> = {
       ...context,
       transport: context?.transport ?? 'http',
-      phase: headersSent ? 'mid-stream' : (context?.phase ?? 'before-response'),
+      // A context's phase holds only while nothing went out.
+      phase: (headersSent ? undefined : context?.phase) ?? responsePhase(headersSent),
       request
     }
     if (!headersSent) {
@@ -253,7 +262,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     sendProblem(reply, error)
   })
 
-  if (opts.notFound !== false) {
+  if (notFound) {
     fastify.setNotFoundHandler(function faultlineNotFound (request, reply) {
       sendProblem(reply, new NotFoundError(`Route ${request.method}:${instanceOf(request)} not found`))
     })

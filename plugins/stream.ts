@@ -2,13 +2,14 @@ import type { OutgoingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { ClientClosedError } from '../lib/fault.js'
-import { FaultlineInvalidOptionError } from '../lib/errors.js'
 import { FaultlineStreamAlreadySentError } from '../lib/errors.js'
+import { PluginOptions } from '../lib/options.js'
 import { StreamPump, type StreamHost } from '../lib/stream-pump.js'
+import { responsePhase } from '../lib/report.js'
 import { truncateResponse } from '../lib/truncate.js'
 import { CompressingSink, chooseEncoding, type StreamCompression } from '../lib/stream-compress.js'
 import {
-  idleTimeoutProblem, resolveStreamOptions,
+  resolveStreamOptions,
   type ResolvedStreamOptions, type StreamChunk, type StreamDefaults, type StreamSafeOptions, type StreamSource
 } from '../lib/stream-source.js'
 import type { Faultline } from './http.js'
@@ -54,13 +55,10 @@ const PLUGIN = 'faultline-stream'
 const DEFAULT_TYPE = { raw: 'application/octet-stream', ndjson: 'application/x-ndjson' } as const
 
 function validate (opts: FaultlineStreamOptions): StreamDefaults & { compress: StreamCompression } {
-  if (opts === null || typeof opts !== 'object') throw new FaultlineInvalidOptionError(PLUGIN, 'options', 'must be an object')
-  const idleTimeout = opts.idleTimeout ?? 0
-  const badIdle = idleTimeoutProblem(idleTimeout)
-  if (badIdle !== undefined) throw new FaultlineInvalidOptionError(PLUGIN, 'idleTimeout', badIdle)
-  const compress = opts.compress ?? 'auto'
-  if (compress !== 'auto' && typeof compress !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'compress', "must be true, false or 'auto'")
-  return { idleTimeout, compress }
+  const options = new PluginOptions(PLUGIN, opts, ['idleTimeout', 'compress'])
+  const compress = options.get('compress') ?? 'auto'
+  if (compress !== 'auto' && typeof compress !== 'boolean') throw options.invalid('compress', "must be true, false or 'auto'")
+  return { idleTimeout: options.ms('idleTimeout', 0, 0), compress }
 }
 
 /** The pump's host for one reply: headers, the central report path and the problem renderer. */
@@ -95,7 +93,7 @@ function hostFor (reply: FastifyReply, faultline: Faultline, options: ResolvedSt
     clientGone (committed) {
       if (!committed) reply.hijack()
       faultline.report(new ClientClosedError('The client closed the connection before the stream ended'), {
-        transport: 'stream', phase: committed ? 'mid-stream' : 'before-response', request
+        transport: 'stream', phase: responsePhase(committed), request
       })
     },
     problemJson (fault) {

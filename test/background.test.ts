@@ -386,7 +386,7 @@ t.test('misuse throws FST_FAULTLINE_INVALID_TASK at the call', async t => {
   t.match(codes[0], /task must be a function/)
   t.match(codes[1], /options must be an object, got null/)
   t.match(codes[4], /options\.name must be a non-empty string, got 42/)
-  t.match(codes[5], /options\.timeout must be a number of milliseconds/)
+  t.match(codes[5], /options\.timeout must be an integer number of milliseconds from 1/)
 })
 
 t.test('options are validated at register time', async t => {
@@ -396,7 +396,7 @@ t.test('options are validated at register time', async t => {
     [{ concurrency: 1.5 }, /concurrency/],
     [{ maxQueued: Infinity }, /invalid option maxQueued: must be a positive integer \(the queue is always bounded\)/],
     [{ shutdownTimeout: -1 }, /invalid option shutdownTimeout/],
-    [{ shutdownTimeout: '5s' }, /shutdownTimeout: must be a number of milliseconds from 0 to 2147483647, got "5s"/],
+    [{ shutdownTimeout: '5s' }, /shutdownTimeout: must be an integer number of milliseconds from 0 to 2147483647, got "5s"/],
     [{ timeout: 0 }, /invalid option timeout/]
   ]
   for (const [opts, message] of cases) {

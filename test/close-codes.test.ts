@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import {
-  closeCodeFor, closeReason, truncateUtf8, defaultCloseCode, closeCodeProblem,
+  closeCodeFor, closeReason, truncateUtf8, defaultCloseCode, whyUnsendableCloseCode,
   SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, MAX_CLOSE_REASON_BYTES
 } from '../lib/close-codes.js'
 import { peerGone, peerIdle, peerUnresponsive } from '../lib/websocket-faults.js'
@@ -90,14 +90,14 @@ t.test('truncateUtf8: property — a prefix, within the limit, as long as possib
   }), { numRuns: 500 })
 })
 
-t.test('closeCodeProblem explains what cannot be configured', async t => {
-  t.equal(closeCodeProblem(1000), undefined)
-  t.equal(closeCodeProblem(4999), undefined)
-  t.match(closeCodeProblem(1005), /1005 is reserved/)
-  t.match(closeCodeProblem(1006), /1006 is reserved/)
-  t.match(closeCodeProblem(1015), /1015 is reserved/)
+t.test('whyUnsendableCloseCode explains what cannot be configured', async t => {
+  t.equal(whyUnsendableCloseCode(1000), undefined)
+  t.equal(whyUnsendableCloseCode(4999), undefined)
+  t.match(whyUnsendableCloseCode(1005), /1005 is reserved/)
+  t.match(whyUnsendableCloseCode(1006), /1006 is reserved/)
+  t.match(whyUnsendableCloseCode(1015), /1015 is reserved/)
   for (const bad of [999, 1004, 2000, 5000, 4000.5, '4000', null]) {
-    t.match(closeCodeProblem(bad), /must be an integer close code/, String(bad))
+    t.match(whyUnsendableCloseCode(bad), /must be an integer close code/, String(bad))
   }
 })
 

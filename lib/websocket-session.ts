@@ -1,0 +1,251 @@
+import type { Fault } from './fault.js'
+import type { Phase } from './report.js'
+import { closeCodeFor, closeReason, SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, type CloseCodeMap } from './close-codes.js'
+import { errorRecord } from './problem.js'
+import { isThenable } from './thenable.js'
+import { peerGone, peerIdle, peerUnresponsive } from './websocket-faults.js'
+
+// The lifecycle of the WebSocket connections of one app, behind a small
+// socket interface (the part of a `ws` WebSocket it drives) and a host for
+// reports and renderings, so it is unit-tested with fakes (as graphql-ws's
+// makeServer is); plugins/websocket.ts is the Fastify adapter.
+
+type Listener = (...args: any[]) => unknown
+type EventHandler = (event: { type: string }) => unknown
+
+/** The part of a `ws` WebSocket a session drives. */
+export interface WsSocket {
+  readonly readyState: number
+  send: (data: string) => void
+  close: (code: number, reason: string) => void
+  terminate: () => void
+  ping: () => void
+  on: (event: 'close' | 'pong', listener: Listener) => unknown
+  once: (event: 'close', listener: Listener) => unknown
+  emit: (event: string | symbol, ...args: any[]) => boolean
+  rawListeners: (event: string | symbol) => Function[]
+  addEventListener: (type: string, handler: any, options?: any) => void
+  removeEventListener: (type: string, handler: any) => void
+}
+
+/** What the sessions ask of their host (the plugin): the central report path and the problem renderer. */
+export interface WsHost<R> {
+  /** Reports `err` (transport `websocket`) for `request`; `dedupe: false` for per-message occurrences. */
+  report: (err: unknown, phase: Phase, request: R, dedupe: boolean) => Fault
+  /** A fault as one line of problem JSON, for the error frame. */
+  problemJson: (fault: Fault, request: R) => string
+}
+
+export interface WsSettings {
+  /** Send `{"type":"error","error":<problem>}` before closing, or for a kept-open 4xx. */
+  errorFrame: boolean
+  closeCodes: CloseCodeMap | undefined
+  heartbeat: { interval: number, maxMissed: number } | undefined
+  idleTimeout: number | undefined
+  /** On shutdown, how long peers get to answer the 1001 close before they are terminated (ms). */
+  closeTimeout: number
+}
+
+const OPEN = 1
+const ABNORMAL_CLOSURE = 1006
+
+/** Every open connection of one app: runs handlers, fails sockets, shuts them down. */
+export class WebSocketSessions<R> {
+  private readonly sessions = new Map<WsSocket, WsSession<R>>()
+  private shuttingDown = false
+
+  constructor (readonly host: WsHost<R>, readonly settings: WsSettings) {}
+
+  /** Open connections right now. */
+  get size (): number {
+    return this.sessions.size
+  }
+
+  /**
+   * A new socket: guards its listeners, then runs the route's handler. A
+   * throw or rejection of the handler fails the socket (error frame, mapped
+   * close). A socket that arrives after shutdown began is closed like the others.
+   */
+  run (socket: WsSocket, request: R, handler: () => unknown): void {
+    const session = new WsSession(this, socket, request)
+    this.sessions.set(socket, session)
+    // The upgrade finished after shutdown began (its hooks were still
+    // running): close it like the others instead of serving it.
+    if (this.shuttingDown) {
+      session.shutdown() // resolves when closed; never rejects
+      return
+    }
+    try {
+      const result = handler()
+      if (isThenable(result)) result.then(undefined, (err: unknown) => session.fail(err, 'mid-stream', false))
+    } catch (err) {
+      session.fail(err, 'mid-stream', false)
+    }
+  }
+
+  /** A socket error from the transport. False when no session owns `socket` (the caller handles it). */
+  socketError (error: unknown, socket: WsSocket): boolean {
+    const session = this.sessions.get(socket)
+    if (session === undefined) return false
+    session.fail(error, 'mid-stream', false)
+    return true
+  }
+
+  /** 1001 to every open socket; resolves once all closed (or were terminated after `closeTimeout`). */
+  async shutdown (): Promise<void> {
+    this.shuttingDown = true
+    await Promise.all([...this.sessions.values()].map(session => session.shutdown()))
+  }
+
+  /** @internal */
+  closed (socket: WsSocket): void {
+    this.sessions.delete(socket)
+  }
+}
+
+/** One open socket: its timers, its guarded listeners, and whether its end was already accounted for. */
+export class WsSession<R> {
+  /** Set once the socket's end is reported or initiated by us: nothing more to report or time. */
+  private ended = false
+  private missed = 0
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined = undefined
+  private idleTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly host: WsHost<R>
+  private readonly settings: WsSettings
+
+  constructor (private readonly owner: WebSocketSessions<R>, readonly socket: WsSocket, readonly request: R) {
+    this.host = owner.host
+    this.settings = owner.settings
+    socket.on('close', this.onClose)
+    const { heartbeat, idleTimeout } = this.settings
+    if (heartbeat !== undefined) {
+      socket.on('pong', this.onPong)
+      this.heartbeatTimer = setInterval(this.beat, heartbeat.interval).unref()
+    }
+    if (idleTimeout !== undefined) {
+      this.idleTimer = setTimeout(this.idle, idleTimeout).unref()
+    }
+    this.guardListeners()
+  }
+
+  /**
+   * The one way a socket fails: report, then (while it is open) the error
+   * frame and the mapped close. With `keepOpen`, a fault below 500 only
+   * sends the error frame: the peer sent something wrong, the connection
+   * is fine.
+   */
+  fail (err: unknown, phase: Phase, keepOpen: boolean): Fault {
+    // Each message is its own occurrence: a preallocated fault thrown for
+    // two messages on one socket is reported twice.
+    const fault = this.host.report(err, phase, this.request, phase !== 'message')
+    const socket = this.socket
+    if (socket.readyState !== OPEN) {
+      this.end()
+      return fault
+    }
+    if (this.settings.errorFrame) socket.send(errorRecord(this.host.problemJson(fault, this.request)))
+    if (keepOpen && fault.status < 500) return fault
+    this.end()
+    socket.close(closeCodeFor(fault, this.settings.closeCodes), closeReason(fault))
+    return fault
+  }
+
+  /** 1001 and a reason; terminated if the peer does not finish the close in time. */
+  shutdown (): Promise<void> {
+    const socket = this.socket
+    this.end()
+    return new Promise(resolve => {
+      const timer = setTimeout(() => socket.terminate(), this.settings.closeTimeout)
+      socket.once('close', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      if (socket.readyState === OPEN) socket.close(SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON)
+    })
+  }
+
+  /**
+   * Every listener the handler attaches (`on`, `once`, `addEventListener`,
+   * `onmessage`) runs inside a guard: a throw or a returned rejection
+   * becomes a fault here instead of an uncaught exception or an unhandled
+   * rejection. `error` keeps the native path (the transport's error handler).
+   */
+  private guardListeners (): void {
+    const socket = this.socket
+    const emit = socket.emit
+    const session = this
+    socket.emit = function guardedEmit (this: WsSocket, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'error') return Reflect.apply(emit, this, [event, ...args])
+      if (event === 'message' && session.idleTimer !== undefined) session.idleTimer.refresh()
+      const listeners = this.rawListeners(event)
+      for (const listener of listeners) {
+        try {
+          const result: unknown = Reflect.apply(listener, this, args)
+          if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event))
+        } catch (err) {
+          session.listenerFailed(err, event)
+        }
+      }
+      return listeners.length > 0
+    }
+    // ws's `addEventListener` (and so `onmessage`) drops what a handler
+    // returns: wrap function handlers so a rejection is seen. A sync throw
+    // is already caught by the emit guard above.
+    const guards = new WeakMap<EventHandler, EventHandler>()
+    const add = socket.addEventListener
+    const remove = socket.removeEventListener
+    function guard (handler: EventHandler): EventHandler {
+      let guarded = guards.get(handler)
+      if (guarded === undefined) {
+        guarded = function guardedHandler (this: WsSocket, event: { type: string }) {
+          const result: unknown = Reflect.apply(handler, this, [event])
+          if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event.type))
+        }
+        guards.set(handler, guarded)
+      }
+      return guarded
+    }
+    socket.addEventListener = function guardedAddEventListener (this: WsSocket, type: string, handler: unknown, options?: unknown) {
+      Reflect.apply(add, this, [type, typeof handler === 'function' ? guard(handler as EventHandler) : handler, options])
+    }
+    socket.removeEventListener = function guardedRemoveEventListener (this: WsSocket, type: string, handler: unknown) {
+      Reflect.apply(remove, this, [type, (typeof handler === 'function' ? guards.get(handler as EventHandler) : undefined) ?? handler])
+    }
+  }
+
+  private end (): void {
+    this.ended = true
+    clearInterval(this.heartbeatTimer)
+    clearTimeout(this.idleTimer)
+  }
+
+  private listenerFailed (err: unknown, event: string | symbol): void {
+    this.fail(err, event === 'message' ? 'message' : 'mid-stream', true)
+  }
+
+  private readonly onClose = (code: number): void => {
+    this.owner.closed(this.socket)
+    // 1006: the TCP connection ended without a close frame. Unless we
+    // caused it, the peer dropped: normal churn, reported at debug.
+    const dropped = code === ABNORMAL_CLOSURE && !this.ended
+    this.end()
+    if (dropped) this.host.report(peerGone(), 'mid-stream', this.request, true)
+  }
+
+  private readonly onPong = (): void => { this.missed = 0 }
+
+  private readonly beat = (): void => {
+    if (this.missed >= this.settings.heartbeat!.maxMissed) {
+      this.end()
+      this.host.report(peerUnresponsive(this.missed), 'mid-stream', this.request, true)
+      this.socket.terminate()
+      return
+    }
+    this.missed++
+    this.socket.ping()
+  }
+
+  private readonly idle = (): void => {
+    this.fail(peerIdle(this.settings.idleTimeout!), 'mid-stream', false)
+  }
+}
