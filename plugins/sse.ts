@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest,
 import { ClientClosedError, ServiceUnavailableError, type Fault } from '../lib/fault.js'
 import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseFaultEvent } from '../lib/sse-event.js'
 import { FaultlineInvalidOptionError, FaultlinePeerRegisteredError } from '../lib/errors.js'
+import { dropConnectionHeaders } from '../lib/h2-response.js'
 import type { Faultline } from './http.js'
 
 export interface FaultlineSseOptions {
@@ -303,6 +304,8 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
         reply.code(204).send()
         return reply
       }
+      // @fastify/sse sets `Connection: keep-alive`, which HTTP/2 forbids (Node warns and drops it).
+      if (request.raw.httpVersionMajor === 2) dropConnectionHeaders(reply.raw)
       const stream = track(request, reply, sse)
       // Once a fault (or the client) ended the stream, the reply is handled:
       // returning it keeps Fastify from sending whatever the handler returns.
