@@ -8,12 +8,15 @@ import t, { type Test } from 'tap'
 import http2 from 'node:http2'
 import { Readable } from 'node:stream'
 import { fetch, type Dispatcher } from 'undici'
-import { NotFoundError, ServiceUnavailableError } from '../index.js'
+import { once } from 'node:events'
+import Fastify, { type FastifyInstance } from 'fastify'
+import WebSocket from 'ws'
+import { NotFoundError, ServiceUnavailableError, faultlineHttp, faultlineWebsocket } from '../index.js'
 import { guardProcess } from './helpers/guard.js'
 import { waitFor } from './helpers/stream-app.js'
 import { errorEventProblem, ndjsonErrorProblem, problemResponseProblem } from './helpers/chaos-checks.js'
 import {
-  H2_MODES, collectWarnings, h2App, h2Dispatcher, h2Request, h2Session, type H2App, type H2Mode
+  H2_MODES, collectWarnings, h2App, h2Dispatcher, h2Request, h2Session, selfSigned, type H2App, type H2Mode
 } from './helpers/h2.js'
 
 guardProcess(t)
@@ -268,6 +271,24 @@ t.test('an HTTP/1.1 client of the TLS server (allowHTTP1) still sees truncation'
   const sse = await fetch(h.url + '/sse/fail', { dispatcher, headers: { accept: 'text/event-stream' } })
   t.equal(sse.headers.get('connection'), 'keep-alive', '@fastify/sse keeps its header on HTTP/1.1')
   t.equal(errorEventProblem(await sse.text()), undefined)
+})
+
+t.test('WebSockets stay on HTTP/1.1: they work on the TLS server through allowHTTP1', async t => {
+  const cert = await selfSigned()
+  const server = Fastify({ http2: true, https: { ...cert, allowHTTP1: true }, forceCloseConnections: true })
+  const ws = server as unknown as FastifyInstance
+  await ws.register(faultlineHttp)
+  await ws.register(faultlineWebsocket)
+  ws.get('/ws', { websocket: true }, socket => {
+    socket.on('message', () => { throw new NotFoundError('No such room') })
+  })
+  const url = await ws.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => ws.close())
+  const client = new WebSocket(url.replace('https', 'wss') + '/ws', { ca: cert.cert })
+  client.on('open', () => client.send('join'))
+  const [frame] = await once(client, 'message') as [Buffer]
+  t.match(JSON.parse(String(frame)), { type: 'error', error: { status: 404, code: 'NOT_FOUND' } }, 'the error frame, over an HTTP/1.1 upgrade')
+  client.close()
 })
 
 t.test('no UnsupportedWarning was emitted', async t => {
