@@ -5,13 +5,14 @@
 // cancel stops the producer and is a client abort). No UnsupportedWarning,
 // and fastify.close() never waits on a stream that is over.
 import t, { type Test } from 'tap'
-import http2 from 'node:http2'
+import http2, { type Http2ServerRequest } from 'node:http2'
 import { Readable } from 'node:stream'
 import { fetch, type Dispatcher } from 'undici'
 import { once } from 'node:events'
 import Fastify, { type FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import { NotFoundError, ServiceUnavailableError, faultlineHttp, faultlineWebsocket } from '../index.js'
+import { truncateResponse } from '../lib/truncate.js'
 import { guardProcess } from './helpers/guard.js'
 import { waitFor } from './helpers/stream-app.js'
 import { errorEventProblem, ndjsonErrorProblem, problemResponseProblem } from './helpers/chaos-checks.js'
@@ -271,6 +272,57 @@ t.test('an HTTP/1.1 client of the TLS server (allowHTTP1) still sees truncation'
   const sse = await fetch(h.url + '/sse/fail', { dispatcher, headers: { accept: 'text/event-stream' } })
   t.equal(sse.headers.get('connection'), 'keep-alive', '@fastify/sse keeps its header on HTTP/1.1')
   t.equal(errorEventProblem(await sse.text()), undefined)
+})
+
+t.test('truncateResponse() over HTTP/2: queued bytes first, a stuck client after the grace, closed streams left alone', async t => {
+  const gone: Array<number | undefined> = []
+  const h = await h2App(t, 'h2c', app => {
+    app.get('/queued', (_req, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(200)
+      for (let i = 0; i < 32; i++) reply.raw.write('q'.repeat(1024)) // still queued when the fault comes
+      app.faultline.sendProblem(reply, new Error('broke with writes in flight'))
+    })
+    app.get('/stuck', (_req, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(200)
+      for (let i = 0; i < 256; i++) reply.raw.write('s'.repeat(1024)) // more than the client's window
+      truncateResponse(reply.raw, 50)
+    })
+    app.get('/gone', (req, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(200)
+      reply.raw.write('first')
+      req.raw.once('close', () => {
+        truncateResponse(reply.raw)
+        gone.push((req.raw as unknown as Http2ServerRequest).stream.rstCode)
+      })
+    })
+    app.get('/ended', (_req, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(200)
+      reply.raw.end('done')
+      truncateResponse(reply.raw)
+    })
+  })
+  const session = await h2Session(t, h)
+
+  const queued = await h2Request(session, '/queued')
+  t.same([queued.body.length, queued.rstCode], [32 * 1024, http2.constants.NGHTTP2_INTERNAL_ERROR], 'every queued byte, then the reset')
+
+  // A client that reads nothing: the server cannot flush, and resets after the grace.
+  const stuck = session.request({ ':path': '/stuck' })
+  stuck.on('error', () => {})
+  await new Promise(resolve => stuck.once('close', resolve))
+  t.equal(stuck.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR)
+
+  const res = await h2Request(session, '/gone', { cancelAfter: 1 })
+  t.equal(res.rstCode, http2.constants.NGHTTP2_CANCEL)
+  await waitFor(() => gone.length === 1, 'the server to see the reset')
+  t.same(gone, [http2.constants.NGHTTP2_CANCEL], 'a stream the client reset is left as it is')
+
+  const ended = await h2Request(session, '/ended')
+  t.equal(ended.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, 'a response still ending is reset, not written to again')
 })
 
 t.test('WebSockets stay on HTTP/1.1: they work on the TLS server through allowHTTP1', async t => {
