@@ -14,7 +14,7 @@ import WebSocket from 'ws'
 import { NotFoundError, ServiceUnavailableError, faultlineHttp, faultlineWebsocket } from '../index.js'
 import { truncateResponse } from '../lib/truncate.js'
 import { guardProcess } from './helpers/guard.js'
-import { waitFor } from './helpers/stream-app.js'
+import { readBody, waitFor } from './helpers/stream-app.js'
 import { errorEventProblem, ndjsonErrorProblem, problemResponseProblem } from './helpers/chaos-checks.js'
 import {
   H2_MODES, collectWarnings, h2App, h2Dispatcher, h2Request, h2Session, selfSigned, type H2App, type H2Mode
@@ -209,19 +209,7 @@ for (const mode of H2_MODES) {
       const from = h.reports.length
       const res = await get('/raw/fail')
       t.equal(res.status, 200)
-      const reader = res.body!.getReader()
-      let text = ''
-      const error = await (async () => {
-        try {
-          for (;;) {
-            const { done, value } = await reader.read()
-            if (done) return undefined
-            text += Buffer.from(value).toString()
-          }
-        } catch (err) {
-          return err
-        }
-      })()
+      const { text, error } = await readBody(res as unknown as Response)
       t.equal(text, 'hello world')
       t.match(error, { name: 'TypeError', cause: { code: 'ERR_HTTP2_STREAM_ERROR', message: /NGHTTP2_INTERNAL_ERROR/ } })
       t.same(reported(h, from), ['INTERNAL 500 stream mid-stream'])
