@@ -99,8 +99,8 @@ export class CompressingSink implements StreamSink {
 
   constructor (private readonly res: ServerResponse, private readonly encoding: StreamEncoding) {}
 
-  get writableFinished (): boolean {
-    return this.res.writableFinished
+  get writableEnded (): boolean {
+    return this.res.writableEnded
   }
 
   /**

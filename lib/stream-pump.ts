@@ -10,7 +10,8 @@ import { isThenable } from './thenable.js'
 
 /** The part of a Node ServerResponse the pump writes to. */
 export interface StreamSink {
-  readonly writableFinished: boolean
+  /** `end()` was called: by the pump, or by someone else who answered instead. */
+  readonly writableEnded: boolean
   write: (chunk: string | Uint8Array) => boolean
   end: (chunk?: string) => unknown
   on: (event: 'close' | 'drain', listener: () => void) => unknown
@@ -335,7 +336,8 @@ export class StreamPump {
 
   private onClose (): void {
     // Someone else answered (an async handler that did not return the reply).
-    if (this.sink.writableFinished) {
+    // Not `writableFinished`: an HTTP/2 stream the client reset is "finished" too.
+    if (this.sink.writableEnded) {
       this.fail(new FaultlineStreamAlreadySentError())
       return
     }

@@ -1,17 +1,27 @@
-import type { ServerResponse } from 'node:http'
+import { constants, type ServerHttp2Stream } from 'node:http2'
+import { h2Stream, type RawResponse } from './h2-response.js'
 
 /** How long a truncated response may wait, without progress, for a client that stopped reading. */
 export const TRUNCATE_GRACE_MS = 3000
 
+const EMPTY = Buffer.alloc(0)
+
 /**
  * Ends a response whose headers already went out so that the client sees an
- * incomplete body: every byte written so far is flushed, then the connection
- * closes without HTTP/1.1's terminating chunk. Destroying at once would drop
- * bytes still queued in the socket; a client that stopped reading is cut off
- * once the socket idles for `graceMs` (Node may extend it once while a write
- * is still queued).
+ * incomplete body, never a clean end: every byte written so far is flushed,
+ * then HTTP/1.1 closes the connection without the terminating chunk and
+ * HTTP/2 resets the stream (`RST_STREAM` with `INTERNAL_ERROR`: HTTP/2 has
+ * no chunked encoding, so ending the stream would look like success).
+ * Destroying at once would drop bytes still queued; a client that stopped
+ * reading is cut off after `graceMs` (HTTP/1.1: once the socket idles that
+ * long, and Node may extend it once while a write is still queued).
  */
-export function truncateResponse (res: ServerResponse, graceMs = TRUNCATE_GRACE_MS): void {
+export function truncateResponse (res: RawResponse, graceMs = TRUNCATE_GRACE_MS): void {
+  const stream = h2Stream(res)
+  if (stream !== undefined) {
+    resetStream(stream, graceMs)
+    return
+  }
   const socket = res.socket
   if (socket === null || socket.destroyed) {
     res.destroy()
@@ -20,4 +30,26 @@ export function truncateResponse (res: ServerResponse, graceMs = TRUNCATE_GRACE_
   socket.setTimeout(graceMs, () => socket.destroy())
   socket.once('finish', () => socket.destroy())
   socket.end()
+}
+
+/**
+ * HTTP/2: resets the stream once the bytes already written have left its
+ * buffer (an empty write's callback runs after every earlier write), or
+ * after `graceMs`, whichever comes first. Never `end()`: that would send
+ * `END_STREAM`, a clean end.
+ */
+function resetStream (stream: ServerHttp2Stream, graceMs: number): void {
+  if (stream.closed) return
+  const reset = (): void => {
+    clearTimeout(timer)
+    stream.close(constants.NGHTTP2_INTERNAL_ERROR)
+  }
+  if (stream.writableLength === 0 || stream.writableEnded) {
+    stream.close(constants.NGHTTP2_INTERNAL_ERROR)
+    return
+  }
+  const timer = setTimeout(reset, graceMs)
+  // The stream keeps its session open; the timer need not hold the process.
+  timer.unref()
+  stream.write(EMPTY, reset)
 }

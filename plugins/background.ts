@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TaskQueue, type BackgroundTaskFn, type QueueStats, type TaskLane } from '../lib/background-queue.js'
 import { FaultlineInvalidTaskError } from '../lib/errors.js'
 import { PluginOptions, whyInvalidMs } from '../lib/options.js'
+import { h2Completed, h2Stream } from '../lib/h2-response.js'
 import { describe } from '../lib/fault.js'
 
 export interface FaultlineBackgroundOptions {
@@ -116,9 +117,12 @@ function taskSettings (task: unknown, options: unknown, defaultTimeout: number |
 /**
  * Whether the response has been completely sent. light-my-request (`inject`)
  * emits `finish` itself and never sets `writableFinished`: there (its public
- * `isLightMyRequest` flag), a response is complete once it has ended.
+ * `isLightMyRequest` flag), a response is complete once it has ended. Over
+ * HTTP/2, a stream the client reset counts as finished: its close code tells.
  */
 function finished (raw: FastifyReply['raw'] & { isLightMyRequest?: boolean }): boolean {
+  const stream = h2Stream(raw)
+  if (stream !== undefined) return h2Completed(raw, stream)
   return raw.writableFinished || (raw.writableEnded && raw.isLightMyRequest === true)
 }
 

@@ -8,6 +8,7 @@ import { FaultlinePeerRegisteredError } from '../lib/errors.js'
 import { PluginOptions } from '../lib/options.js'
 import { appendHook } from '../lib/hooks.js'
 import { SseSession, SseSessions, type SseFaultOptions } from '../lib/sse-session.js'
+import { dropConnectionHeaders } from '../lib/h2-response.js'
 import type { Faultline } from './http.js'
 
 export type { SseFaultOptions } from '../lib/sse-session.js'
@@ -126,6 +127,8 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
         reply.code(204).send()
         return reply
       }
+      // @fastify/sse sets `Connection: keep-alive`, which HTTP/2 forbids (Node warns and drops it).
+      if (request.raw.httpVersionMajor === 2) dropConnectionHeaders(reply.raw)
       const session = open(request, reply, sse)
       // Once a fault (or the client) ended the stream, the reply is handled:
       // returning it keeps Fastify from sending whatever the handler returns.

@@ -7,34 +7,13 @@ import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { guardProcess } from './helpers/guard.js'
 import { streamApp, foreignStreamLogs } from './helpers/stream-app.js'
-import { CHAOS_SIZE, aboveBaseline, leaveAt, prng, randomCut, resources, runAll, settle } from './helpers/chaos-client.js'
+import { CHAOS_SIZE, aboveBaseline, chaosStreams, leaveAt, randomCut, resources, runAll, settle } from './helpers/chaos-client.js'
 
 guardProcess(t)
 
-const CHUNK = 'x'.repeat(16 * 1024)
-const CHUNKS = 64 // 1 MB: most clients leave before the end, a few read it all
-
 t.test(`${CHAOS_SIZE} streams per framing, each left at a random byte`, async t => {
-  const seed = Number(process.env.FAULTLINE_CHAOS_SEED ?? Date.now() % 1_000_000)
-  t.comment(`seed ${seed} (FAULTLINE_CHAOS_SEED to replay)`)
-  const random = prng(seed)
-  let started = 0
-  let stopped = 0
-  async function * producer (signal: AbortSignal): AsyncGenerator<string> {
-    started++
-    try {
-      for (let i = 0; i < CHUNKS && !signal.aborted; i++) {
-        if (i % 8 === 0) await new Promise(resolve => setImmediate(resolve)) // as real I/O would
-        yield CHUNK
-      }
-    } finally {
-      stopped++
-    }
-  }
-  const { app, lines, reports } = await streamApp(t, app => {
-    app.get('/raw', async (_req, reply) => reply.streamSafe(signal => producer(signal)))
-    app.get('/ndjson', async (_req, reply) => reply.streamSafe(signal => producer(signal), { framing: 'ndjson' }))
-  })
+  const { random, counts, routes } = chaosStreams(t)
+  const { app, lines, reports } = await streamApp(t, routes)
   const { port } = app.server.address() as AddressInfo
   const baseline = resources()
   for (const path of ['/raw', '/ndjson']) {
@@ -43,9 +22,9 @@ t.test(`${CHAOS_SIZE} streams per framing, each left at a random byte`, async t 
       await leaveAt(port, request, randomCut(random, request.length, 320 * 1024))
     })
   }
-  await settle(() => started !== stopped ? `${started - stopped} producers still running` : aboveBaseline(baseline))
-  t.equal(stopped, started, `all ${started} producers stopped`)
-  t.ok(started > CHAOS_SIZE, 'most requests reached a producer')
+  await settle(() => counts.started !== counts.stopped ? `${counts.started - counts.stopped} producers still running` : aboveBaseline(baseline))
+  t.equal(counts.stopped, counts.started, `all ${counts.started} producers stopped`)
+  t.ok(counts.started > CHAOS_SIZE, 'most requests reached a producer')
   const notAborts = reports.filter(r => r.fault.status !== 499)
   t.same(notAborts.map(r => `${r.fault.code} ${r.context.phase}`), [], 'every report is a client abort')
   t.same(lines.filter(l => l.level >= 40).map(l => l.msg), [], 'nothing logged at warn or above')

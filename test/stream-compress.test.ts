@@ -117,7 +117,7 @@ t.test('CompressingSink: Vary is merged; drain listeners move to the compressor'
   const res = await fetch(url)
   t.equal(res.headers.get('content-encoding'), 'gzip')
   t.ok((await res.arrayBuffer()).byteLength > 0)
-  t.ok(sink!.writableFinished)
+  t.ok(sink!.writableEnded)
 })
 
 t.test('CompressingSink.truncate: a client that stopped reading is cut off after the grace', async t => {

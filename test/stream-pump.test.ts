@@ -12,7 +12,7 @@ guardProcess(t)
 
 /** A response stand-in: records what is written and lets a test emit 'close' and 'drain'. */
 class FakeSink extends EventEmitter {
-  writableFinished = false
+  writableEnded = false
   writes: Array<string | Uint8Array> = []
   ended: string | undefined = undefined
   writeResult = true

@@ -1,6 +1,9 @@
 // Clients that leave at a chosen byte: raw TCP, so the cut is exact (in the
-// request, in the headers, mid-body), with a FIN or a RST.
+// request, in the headers, mid-body), with a FIN or a RST; and the counted
+// streamed routes they leave.
 import net from 'node:net'
+import type { Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
 
 /**
  * Chaos size per transport: 2,000 (also under CI=true: each run takes a few
@@ -128,5 +131,34 @@ export async function settle (check: () => string, ms = 20_000): Promise<void> {
     if (wrong === '') return
     if (Date.now() - start > ms) throw new Error(`not settled after ${ms} ms: ${wrong}`)
     await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+const CHUNK = 'x'.repeat(16 * 1024)
+const CHUNKS = 64 // 1 MB: most clients leave before the end, a few read it all
+
+/** 1 MB producers on /raw and /ndjson, counted; a fresh seeded plan per test. */
+export function chaosStreams (t: Test): { random: () => number, counts: { started: number, stopped: number }, routes: (app: FastifyInstance) => void } {
+  const seed = Number(process.env.FAULTLINE_CHAOS_SEED ?? Date.now() % 1_000_000)
+  t.comment(`seed ${seed} (FAULTLINE_CHAOS_SEED to replay)`)
+  const counts = { started: 0, stopped: 0 }
+  async function * producer (signal: AbortSignal): AsyncGenerator<string> {
+    counts.started++
+    try {
+      for (let i = 0; i < CHUNKS && !signal.aborted; i++) {
+        if (i % 8 === 0) await new Promise(resolve => setImmediate(resolve)) // as real I/O would
+        yield CHUNK
+      }
+    } finally {
+      counts.stopped++
+    }
+  }
+  return {
+    random: prng(seed),
+    counts,
+    routes: app => {
+      app.get('/raw', async (_req, reply) => reply.streamSafe(signal => producer(signal)))
+      app.get('/ndjson', async (_req, reply) => reply.streamSafe(signal => producer(signal), { framing: 'ndjson' }))
+    }
   }
 }
