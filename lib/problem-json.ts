@@ -13,7 +13,8 @@ const stringifyKnown = fastJson({
     detail: { type: 'string' },
     instance: { type: 'string' },
     code: { type: 'string' },
-    requestId: { type: 'string' }
+    requestId: { type: 'string' },
+    retryAfter: { type: 'integer' }
   },
   additionalProperties: true
 })
@@ -35,8 +36,8 @@ export function stringifyProblem (problem: ProblemDetails): string {
   try {
     json = hasExtensions(problem) ? JSON.stringify(problem) : stringifyKnown(problem)
   } catch {
-    const { type, title, status, detail, instance, code, requestId } = problem
-    json = stringifyKnown({ type, title, status, detail, instance, code, requestId })
+    const { type, title, status, detail, instance, code, requestId, retryAfter } = problem
+    json = stringifyKnown({ type, title, status, detail, instance, code, requestId, retryAfter })
   }
   return escapeLineSeparators(json)
 }
