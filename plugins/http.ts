@@ -24,6 +24,12 @@ export interface FaultlineHttpOptions {
   logLevels?: LogLevels
   /** Install a not-found handler that answers with a `NotFoundError` problem. Default: true. */
   notFound?: boolean
+  /**
+   * The response header that carries the request id on problem responses and
+   * streamed responses (`reply.streamSafe`, SSE), so a client can quote it
+   * even for a body cut mid-way; `false` turns it off. Default: `x-request-id`.
+   */
+  requestIdHeader?: string | false
 }
 
 /** Where a fault happened, for `sendProblem`; extra fields go into the log line. */
@@ -54,6 +60,8 @@ export interface Faultline {
   sendProblem: (reply: FastifyReply, err: unknown, context?: FaultlineSendContext) => Fault
   /** Every fault class defined so far: code, status, title, name. */
   readonly catalog: CatalogEntry[]
+  /** Sets the request id header (option `requestIdHeader`) on `reply`, unless it is turned off. */
+  tagRequestId: (reply: FastifyReply) => void
 }
 
 declare module 'fastify' {
@@ -74,6 +82,9 @@ function levelsOption (opts: FaultlineHttpOptions & { logLevel?: unknown }): { n
   return opts.logLevels !== undefined ? { name: 'logLevels', value: opts.logLevels } : { name: 'logLevel', value: legacy }
 }
 
+// An HTTP field name (RFC 9110 token).
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/
+
 function validate (opts: FaultlineHttpOptions): { reporters: FaultReporter[], logLevels: LogLevels | undefined } {
   if (opts === null || typeof opts !== 'object') throw new FaultlineInvalidOptionError(PLUGIN, 'options', 'must be an object')
   const { onFault, typeBase, debug, notFound } = opts
@@ -87,6 +98,10 @@ function validate (opts: FaultlineHttpOptions): { reporters: FaultReporter[], lo
   }
   if (debug !== undefined && typeof debug !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'debug', 'must be a boolean')
   if (notFound !== undefined && typeof notFound !== 'boolean') throw new FaultlineInvalidOptionError(PLUGIN, 'notFound', 'must be a boolean')
+  const { requestIdHeader } = opts
+  if (requestIdHeader !== undefined && requestIdHeader !== false && (typeof requestIdHeader !== 'string' || !HEADER_NAME.test(requestIdHeader))) {
+    throw new FaultlineInvalidOptionError(PLUGIN, 'requestIdHeader', 'must be a header name such as "x-request-id", or false')
+  }
   if (logLevel !== undefined) {
     if (logLevel === null || typeof logLevel !== 'object' || Array.isArray(logLevel)) {
       throw new FaultlineInvalidOptionError(PLUGIN, levelsName, 'must be an object such as { "4xx": "info", "5xx": "error", clientAbort: "debug" }')
@@ -116,6 +131,11 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     fastify.log.warn({ plugin: PLUGIN }, `${PLUGIN}: debug is on while NODE_ENV=production: every problem response carries internal messages, stacks and causes. Turn it off.`)
   }
   const report = createReport({ reporters, logLevel: logLevels, log: fastify.log })
+  const requestIdHeader = opts.requestIdHeader === false ? undefined : (opts.requestIdHeader ?? 'x-request-id').toLowerCase()
+
+  function tagRequestId (reply: FastifyReply): void {
+    if (requestIdHeader !== undefined) reply.header(requestIdHeader, reply.request.id)
+  }
 
   function problemFor (fault: Fault, request: FastifyRequest | undefined): ProblemDetails {
     return toProblem(fault, {
@@ -153,6 +173,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     const body = stringifyProblem(problemFor(fault, request))
     reply.code(fault.status)
     if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
+    tagRequestId(reply)
     reply.header('content-type', PROBLEM_TYPE)
     reply.send(body)
     return fault
@@ -175,8 +196,9 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     sendProblem,
     get catalog (): CatalogEntry[] {
       return faultCatalog()
-    }
-  } satisfies Pick<Faultline, 'report' | 'toProblem' | 'problemJson' | 'sendProblem' | 'catalog'> as Faultline
+    },
+    tagRequestId
+  } satisfies Pick<Faultline, 'report' | 'toProblem' | 'problemJson' | 'sendProblem' | 'catalog' | 'tagRequestId'> as Faultline
 
   fastify.decorate('faultline', faultline)
 

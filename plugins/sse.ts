@@ -303,6 +303,7 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
         reply.code(204).send()
         return reply
       }
+      faultline.tagRequestId(reply)
       const stream = track(request, reply, sse)
       // Once a fault (or the client) ended the stream, the reply is handled:
       // returning it keeps Fastify from sending whatever the handler returns.
