@@ -81,10 +81,10 @@ async function build (): Promise<FastifyInstance> {
   await app.register(faultlineSse)
   await app.register(faultlineWebsocket)
   app.get<{ Params: { id: string } }>('/http/:id', async request => { throw thrown(request.params.id) })
-  app.get<{ Params: { id: string } }>('/ndjson/:id', async (request, reply) => reply.streamSafe(async function * () {
+  app.get<{ Params: { id: string } }>('/ndjson/:id', async (request, reply) => reply.streamSafe((async function * () {
     yield 1
     throw thrown(request.params.id)
-  }(), { framing: 'ndjson' }))
+  }()), { framing: 'ndjson' }))
   app.get<{ Params: { id: string } }>('/sse/:id', { sse: true }, async (request, reply) => {
     await reply.sse.send(async function * () {
       yield { data: 1 }

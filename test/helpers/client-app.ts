@@ -50,15 +50,15 @@ export async function clientApp (t: Test): Promise<ClientApp> {
     await new Promise(resolve => setTimeout(resolve, 20))
     throw new Error('upstream reset')
   }()))
-  app.get('/ndjson/ok', async (request, reply) => reply.streamSafe(async function * () {
+  app.get('/ndjson/ok', async (request, reply) => reply.streamSafe((async function * () {
     yield { n: 1 }
     yield { n: 2 }
-  }(), { framing: 'ndjson' }))
-  app.get('/ndjson/fail', async (request, reply) => reply.streamSafe(async function * () {
+  }()), { framing: 'ndjson' }))
+  app.get('/ndjson/fail', async (request, reply) => reply.streamSafe((async function * () {
     yield { n: 1 }
     yield { n: 2 }
     throw new OutOfStockError('Sold out while streaming', { details: { sku: 'BK-2', left: 0 } })
-  }(), { framing: 'ndjson' }))
+  }()), { framing: 'ndjson' }))
   app.get('/ndjson/cut', async (request, reply) => reply.type('application/x-ndjson').streamSafe(async function * () {
     yield '{"type":"data","data":1}\n'
     await new Promise(resolve => setTimeout(resolve, 20))
