@@ -19,7 +19,7 @@ export interface ClientApp {
 }
 
 /** Every transport with the routes the client tests read, on loopback; closed at teardown. */
-export async function clientApp (t: Test): Promise<ClientApp> {
+export async function clientApp (t: Test, extra?: (app: FastifyInstance) => void): Promise<ClientApp> {
   const hits = new Map<string, Array<string | undefined>>()
   const hit = (key: string, lastEventId?: string): number => {
     const list = hits.get(key) ?? []
@@ -104,6 +104,7 @@ export async function clientApp (t: Test): Promise<ClientApp> {
     throw new ForbiddenError('Not your room')
   })
 
+  extra?.(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const port = (app.server.address() as AddressInfo).port
