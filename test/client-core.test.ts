@@ -11,21 +11,7 @@ import {
 import { faultForStatus } from '../lib/fault.js'
 import { toProblem } from '../lib/problem.js'
 import { resolveRetry, wait } from '../client/retry.js'
-
-async function collect<T> (items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = []
-  for await (const item of items) out.push(item)
-  return out
-}
-
-async function rejection (p: Promise<unknown>): Promise<any> {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
-}
+import { collect, rejection } from './helpers/iterate.js'
 
 /** A body that gives one chunk, then fails (an erroring stream drops what is queued: so, on the second pull). */
 function cutAfterChunk (text: string): ReadableStream<Uint8Array> {

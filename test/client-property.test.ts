@@ -15,6 +15,7 @@ import { faultlineWebsocket } from '../plugins/websocket.js'
 import { defineFault, faultCatalog, faultClassFor, type Fault, type FaultClass } from '../lib/fault.js'
 import { faultFromResponse, readNdjson, readEvents, connectSocket, type WebSocketConstructor } from '../client/index.js'
 import { nastyString } from './helpers/arbitraries.js'
+import { rejection } from './helpers/iterate.js'
 
 const RUNS = Math.max(500, Number(process.env.FAULTLINE_FUZZ_RUNS ?? 0))
 const BUILTINS = faultCatalog().map(e => faultClassFor(e.code)!)
@@ -57,15 +58,6 @@ function same (got: unknown, c: Case): void {
   strictEqual(g.status, f.status)
   strictEqual(g.message, f.expose ? f.message : f.title)
   deepStrictEqual(g.details, f.exposeDetails && f.details !== undefined && Object.keys(f.details).length > 0 ? JSON.parse(JSON.stringify(f.details)) : undefined)
-}
-
-async function rejection (p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
 }
 
 function responseOf (res: { rawPayload: Buffer, statusCode: number, headers: Record<string, unknown> }): Response {
