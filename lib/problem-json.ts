@@ -20,7 +20,7 @@ const stringifyKnown = fastJson({
 })
 
 // The members every problem has: rendered by the precompiled serializer.
-const KNOWN = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId'])
+const KNOWN = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter'])
 
 /**
  * Problem -> one line of JSON. Never throws, and always valid JSON: a problem
