@@ -1,4 +1,7 @@
-import { isSendableCloseCode, type Fault, type FaultClassInfo } from './fault.js'
+import {
+  isSendableCloseCode, faultClassFor, faultForStatus, ConnectionLostError, ServerShutdownError, PayloadTooLargeError,
+  InternalError, ServiceUnavailableError, BadGatewayError, BadRequestError, type Fault, type FaultClass, type FaultClassInfo
+} from './fault.js'
 
 /** Close code for a server going away (RFC 6455 section 7.4.1). */
 export const SHUTDOWN_CLOSE_CODE = 1001
@@ -88,4 +91,41 @@ export function whyUnsendableCloseCode (code: unknown): string | undefined {
     return `${String(code)} is reserved for reporting a missing or failed close and is never sent in a close frame`
   }
   return 'must be an integer close code a server may send: 1000-1014 except 1004-1006, or 3000-4999'
+}
+
+// ---------------------------------------------------------------------------
+// Close code + reason -> fault: the client's way back (isomorphic).
+
+/** Close codes with a meaning of their own, as the class a client rebuilds. */
+const CLASS_BY_CLOSE_CODE: ReadonlyMap<number, FaultClass> = new Map([
+  [SHUTDOWN_CLOSE_CODE, ServerShutdownError],
+  [1002, BadRequestError], // protocol error
+  [1003, BadRequestError], // unsupported data
+  [1006, ConnectionLostError], // no close frame at all: the connection dropped
+  [1007, BadRequestError], // invalid payload data
+  [1009, PayloadTooLargeError],
+  [1011, InternalError],
+  [1012, ServiceUnavailableError], // service restart
+  [1013, ServiceUnavailableError], // try again later
+  [1014, BadGatewayError]
+])
+
+/**
+ * A WebSocket close -> the fault it reports, the inverse of `closeCodeFor`:
+ * `1000` (and `1005`, a close frame without a code) is a normal close,
+ * `undefined`. A reason naming a known fault code wins; else 4000 + status
+ * -> that status, 1009 -> 413, 1011 -> 500, 1013 -> 503, 1014 -> 502, 1001
+ * -> `ServerShutdownError` (retryable), 1006 -> `ConnectionLostError`
+ * (retryable); any other code is a 500. Never throws.
+ */
+export function faultFromClose (code: unknown, reason?: unknown): Fault | undefined {
+  if (code === 1000 || code === 1005) return undefined
+  const text = typeof reason === 'string' ? reason : ''
+  const closeCode = typeof code === 'number' && Number.isInteger(code) ? code : 1006
+  const message = `WebSocket closed with ${closeCode}${text === '' ? '' : ` ${text}`}`
+  const Named = text === '' ? undefined : faultClassFor(text)
+  if (Named !== undefined) return new Named(message)
+  if (closeCode >= 4400 && closeCode <= 4599) return faultForStatus(closeCode - 4000, message)
+  const Cls = CLASS_BY_CLOSE_CODE.get(closeCode) ?? InternalError
+  return new Cls(message)
 }

@@ -1,6 +1,7 @@
 // The taxonomy. Isomorphic: no Node built-in, no Fastify (the client imports it in browsers).
 import { FaultlineInvalidFaultError, FaultlineDuplicateCodeError } from './errors.js'
-import { statusTitle } from './status-titles.js'
+import { statusTitle, codeForStatus } from './status-titles.js'
+import type { ProblemDetails } from './problem.js'
 
 export { statusTitle, codeForStatus } from './status-titles.js'
 
@@ -80,6 +81,8 @@ export class Fault<D extends FaultDetails = FaultDetails> extends Error {
   readonly retryAfter: number | undefined
   readonly details: D | undefined
   declare readonly cause: unknown
+  /** Set on a fault the client rehydrated (`faultFromProblem`): the problem body as received, e.g. `fault.problem.requestId`. */
+  declare readonly problem?: Partial<ProblemDetails> | undefined
 
   constructor (message?: string, options?: FaultOptions<D>) {
     const info = new.target as unknown as FaultClassInfo
@@ -354,3 +357,34 @@ export const builtinByStatus: ReadonlyMap<number, FaultClass> = new Map([
   UnsupportedMediaTypeError, RangeNotSatisfiableError, TooManyRequestsError, ClientClosedError, InternalError,
   NotImplementedError, BadGatewayError, ServiceUnavailableError, GatewayTimeoutError
 ].map(cls => [cls.status, cls]))
+
+/** What `faultForStatus` may set beyond the status: the usual options plus a code and title of its own. */
+export interface StatusFaultOptions extends FaultOptions {
+  /** The fault's code when no built-in covers the status (or to override it). Default: from the reason phrase, e.g. `IM_A_TEAPOT`. */
+  code?: string | undefined
+  /** The fault's title when `code` is given or no built-in covers the status. Default: the reason phrase. */
+  title?: string | undefined
+}
+
+/**
+ * A fault for an HTTP status: the built-in class for it (`404` ->
+ * `NotFoundError`), else a plain `Fault` that carries the status, with a code
+ * and title derived from the reason phrase (418 -> `IM_A_TEAPOT`). With a
+ * `code` of its own (a class this process does not know), always the plain
+ * `Fault` with that code. `status` must be a fault status (400-599).
+ * Used by the server to adopt foreign errors and by the client to rehydrate
+ * problems whose code it does not know.
+ */
+export function faultForStatus (status: number, message: string, options: StatusFaultOptions = {}): Fault {
+  const { code, title, ...faultOptions } = options
+  const Builtin = code === undefined ? builtinByStatus.get(status) : undefined
+  if (Builtin !== undefined) return new Builtin(message, faultOptions)
+  const fault = new Fault(message || title || statusTitle(status), faultOptions) as { -readonly [K in keyof Fault]: Fault[K] }
+  fault.status = status
+  fault.code = code ?? codeForStatus(status)
+  fault.title = title ?? statusTitle(status)
+  fault.expose = faultOptions.expose ?? status < 500
+  fault.exposeDetails = faultOptions.exposeDetails ?? fault.expose
+  fault.retryable = faultOptions.retryable ?? isRetryableStatus(status)
+  return fault
+}

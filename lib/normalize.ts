@@ -1,8 +1,8 @@
 import { types } from 'node:util'
 import {
-  Fault, InternalError, ClientClosedError, ValidationError, PayloadTooLargeError, BadRequestError, builtinByStatus,
+  Fault, InternalError, ClientClosedError, ValidationError, PayloadTooLargeError, BadRequestError,
   BadGatewayError, GatewayTimeoutError,
-  isFault, isFaultStatus, isRetryableStatus, codeForStatus, statusTitle,
+  faultForStatus, isFault, isFaultStatus,
   type ValidationIssue
 } from './fault.js'
 
@@ -106,13 +106,13 @@ function adopt (value: unknown, fallbackStatus: number | undefined): Fault {
   const boom = boomOutput(err)
   if (boom !== undefined) {
     // Boom hides 5xx messages, so do we.
-    return withStatus(status, message, value, status < 500, retryAfterOf(boom.headers))
+    return faultForStatus(status, message, { cause: value, expose: status < 500, retryAfter: retryAfterOf(boom.headers) })
   }
   // http-errors, @fastify/sensible, @fastify/error and Fastify's own errors
   // keep their own expose. An error that took the reply's status never said
   // its message was meant for clients: only the status goes out.
   const expose = typeof err.expose === 'boolean' ? err.expose : own !== undefined && status < 500
-  return withStatus(status, message, value, expose, retryAfterOf(err.headers))
+  return faultForStatus(status, message, { cause: value, expose, retryAfter: retryAfterOf(err.headers) })
 }
 
 /**
@@ -190,20 +190,6 @@ function statusOf (err: Bag): number | undefined {
 /** hapi Boom keeps its status and headers in `output`. */
 function boomOutput (err: Bag): Bag | undefined {
   return err.isBoom === true && typeof err.output === 'object' && err.output !== null ? err.output as Bag : undefined
-}
-
-function withStatus (status: number, message: string, cause: unknown, expose: boolean, retryAfter: number | undefined): Fault {
-  const Builtin = builtinByStatus.get(status)
-  const options = { cause, expose, retryAfter }
-  if (Builtin !== undefined) return new Builtin(message, options)
-  // A status without a built-in class (418, 507, ...): a plain Fault that
-  // carries it, with a code and title derived from the reason phrase.
-  const fault = new Fault(message || statusTitle(status), options) as { -readonly [K in keyof Fault]: Fault[K] }
-  fault.status = status
-  fault.code = codeForStatus(status)
-  fault.title = statusTitle(status)
-  fault.retryable = isRetryableStatus(status)
-  return fault
 }
 
 function isClientGone (err: Bag): boolean {

@@ -13,13 +13,14 @@ const stringifyKnown = fastJson({
     detail: { type: 'string' },
     instance: { type: 'string' },
     code: { type: 'string' },
-    requestId: { type: 'string' }
+    requestId: { type: 'string' },
+    retryAfter: { type: 'integer' }
   },
   additionalProperties: true
 })
 
 // The members every problem has: rendered by the precompiled serializer.
-const KNOWN = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId'])
+const KNOWN = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter'])
 
 /**
  * Problem -> one line of JSON. Never throws, and always valid JSON: a problem
@@ -35,8 +36,8 @@ export function stringifyProblem (problem: ProblemDetails): string {
   try {
     json = hasExtensions(problem) ? JSON.stringify(problem) : stringifyKnown(problem)
   } catch {
-    const { type, title, status, detail, instance, code, requestId } = problem
-    json = stringifyKnown({ type, title, status, detail, instance, code, requestId })
+    const { type, title, status, detail, instance, code, requestId, retryAfter } = problem
+    json = stringifyKnown({ type, title, status, detail, instance, code, requestId, retryAfter })
   }
   return escapeLineSeparators(json)
 }

@@ -1,6 +1,6 @@
 // The problem shape (RFC 9457) and Fault -> problem. Isomorphic: the client
 // reads the same shape back. Serialization lives in problem-json.ts (server).
-import type { Fault } from './fault.js'
+import { faultClassFor, faultForStatus, isFaultStatus, type Fault, type FaultDetails } from './fault.js'
 
 /** An RFC 9457 problem details object, with faultline's extension members. */
 export interface ProblemDetails {
@@ -11,6 +11,8 @@ export interface ProblemDetails {
   instance?: string
   code: string
   requestId?: string
+  /** Seconds the client should wait before retrying (also sent as `Retry-After` over HTTP). */
+  retryAfter?: number
   /** Only with `debug: true`. */
   stack?: string
   /** Only with `debug: true`: the cause chain, outermost first. */
@@ -38,7 +40,7 @@ export interface ProblemOptions {
 }
 
 // Members a fault's details may not overwrite.
-const RESERVED = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'stack', 'cause', '__proto__', 'constructor', 'prototype'])
+const RESERVED = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter', 'stack', 'cause', '__proto__', 'constructor', 'prototype'])
 const MAX_CAUSES = 10
 
 /**
@@ -57,6 +59,8 @@ export function toProblem (fault: Fault, options: ProblemOptions = {}): ProblemD
   }
   if (options.instance !== undefined) problem.instance = options.instance
   if (options.requestId !== undefined) problem.requestId = options.requestId
+  // In the body too, so framed transports (ndjson, SSE, WebSocket) carry what the header carries over HTTP.
+  if (fault.retryAfter !== undefined) problem.retryAfter = fault.retryAfter
   if (fault.details !== undefined && (debug || fault.exposeDetails)) addDetails(problem, fault.details)
   if (debug) {
     if (typeof fault.stack === 'string') problem.stack = fault.stack
@@ -168,4 +172,87 @@ export function preview (value: unknown): unknown {
   } catch {
     return '[unreadable]'
   }
+}
+
+// ---------------------------------------------------------------------------
+// Problem -> fault: the client's way back (isomorphic).
+
+/** What the transport knows beside the body: the response status and its `Retry-After`. */
+export interface ProblemInit {
+  /** The response's status; wins over the body's `status`, which RFC 9457 calls advisory. */
+  status?: number | undefined
+  /** Seconds, or a `Retry-After` header value (delay-seconds or an HTTP-date). Wins over the body's `retryAfter`. */
+  retryAfter?: number | string | null | undefined
+}
+
+const MAX_CODE = 200
+
+/**
+ * Problem details -> the fault they describe. The class registered for
+ * `problem.code` (a built-in or any `defineFault` loaded in this process);
+ * else a plain `Fault` with that code, the status and title; else the
+ * built-in class for the status. `message` is `detail`, `details` the
+ * extension members, `retryAfter` from `init` or the body, and `problem` the
+ * body as received. Never throws, whatever it is given: without a usable
+ * status it is a 500.
+ */
+export function faultFromProblem (problem: unknown, init?: ProblemInit): Fault {
+  try {
+    return rehydrate(problem, init)
+  } catch {
+    // A hostile body (a Proxy, throwing getters): what is left is the status.
+    return faultForStatus(statusOf(undefined, init), '')
+  }
+}
+
+function rehydrate (problem: unknown, init: ProblemInit | undefined): Fault {
+  const body = typeof problem === 'object' && problem !== null && !Array.isArray(problem) ? problem as Record<string, unknown> : undefined
+  const code = typeof body?.code === 'string' && body.code !== '' && body.code.length <= MAX_CODE ? body.code : undefined
+  const message = typeof body?.detail === 'string' ? body.detail : typeof body?.title === 'string' ? body.title : ''
+  const retryAfter = parseRetryAfter(init?.retryAfter) ?? parseRetryAfter(body?.retryAfter)
+  const details = body === undefined ? undefined : extensionMembers(body)
+  const Registered = code === undefined ? undefined : faultClassFor(code)
+  const fault = Registered !== undefined
+    ? new Registered(message, { details, retryAfter })
+    : faultForStatus(statusOf(body, init), message, {
+      details,
+      retryAfter,
+      code,
+      title: code !== undefined && typeof body?.title === 'string' && body.title !== '' ? body.title : undefined
+    })
+  if (body !== undefined) (fault as { problem?: unknown }).problem = body
+  return fault
+}
+
+function statusOf (body: Record<string, unknown> | undefined, init: ProblemInit | undefined): number {
+  if (isFaultStatus(init?.status)) return init.status
+  if (isFaultStatus(body?.status)) return body.status
+  return 500
+}
+
+/** The members that are not RFC 9457's or faultline's own: a fault's `details`. */
+function extensionMembers (body: Record<string, unknown>): FaultDetails | undefined {
+  let details: FaultDetails | undefined
+  for (const key of Object.keys(body)) {
+    if (RESERVED.has(key)) continue
+    details ??= {}
+    details[key] = body[key]
+  }
+  return details
+}
+
+/**
+ * A `Retry-After` value as whole seconds from now: delay-seconds (a number
+ * or a string of digits) or an HTTP-date (a date in the past is 0).
+ * Undefined for anything else.
+ */
+export function parseRetryAfter (value: unknown, now: number = Date.now()): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER ? Math.ceil(value) : undefined
+  if (typeof value !== 'string') return undefined
+  const text = value.trim()
+  if (/^\d{1,15}$/.test(text)) return Number(text)
+  // An HTTP-date always names a weekday and GMT; Date.parse alone is too lenient ("1" is a date).
+  if (!/^[A-Za-z]{3}, .* GMT$/.test(text)) return undefined
+  const at = Date.parse(text)
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000))
 }

@@ -37,6 +37,12 @@ export interface FaultlineHttpOptions {
    * schema costs Fastify a compiled serializer per route.
    */
   openapi?: boolean
+  /**
+   * The response header that carries the request id on problem responses and
+   * streamed responses (`reply.streamSafe`, SSE), so a client can quote it
+   * even for a body cut mid-way; `false` turns it off. Default: `x-request-id`.
+   */
+  requestIdHeader?: string | false
 }
 
 /** Where a fault happened, for `sendProblem`; extra fields go into the log line. */
@@ -71,6 +77,8 @@ export interface Faultline {
   catalogJson: () => CatalogDocEntry[]
   /** `catalogJson()` as a Markdown table. */
   catalogMarkdown: () => string
+  /** Sets the request id header (option `requestIdHeader`) on `reply`, unless it is turned off. */
+  tagRequestId: (reply: FastifyReply) => void
 }
 
 declare module 'fastify' {
@@ -102,7 +110,7 @@ declare module 'fastify' {
 const PLUGIN = 'faultline-http'
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
 
-const KNOWN = ['onFault', 'typeBase', 'debug', 'logLevels', 'notFound', 'openapi']
+const KNOWN = ['onFault', 'typeBase', 'debug', 'logLevels', 'notFound', 'openapi', 'requestIdHeader']
 
 interface Settings {
   reporters: FaultReporter[]
@@ -129,6 +137,10 @@ function validate (opts: FaultlineHttpOptions): Settings {
   const options = new PluginOptions(PLUGIN, opts, KNOWN)
   const reporters = options.functions('onFault') as FaultReporter[]
   const typeBase = options.string('typeBase', /^[^\s"<>\\^`{|}]+$/, 'a non-empty URI prefix, e.g. "https://errors.example.com/"')
+  if (options.get('requestIdHeader') !== false) {
+    // An HTTP field name (RFC 9110 token), or false.
+    options.string('requestIdHeader', /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/, 'a header name such as "x-request-id", or false')
+  }
   const { name: levelsName, value: logLevel } = levelsOption(options)
   if (logLevel !== undefined) {
     if (!isPlainObject(logLevel)) {
@@ -162,6 +174,11 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     fastify.log.warn({ plugin: PLUGIN }, `${PLUGIN}: debug is on while NODE_ENV=production: every problem response carries internal messages, stacks and causes. Turn it off.`)
   }
   const report = createReport({ reporters, logLevel: logLevels, log: fastify.log })
+  const requestIdHeader = opts.requestIdHeader === false ? undefined : (opts.requestIdHeader ?? 'x-request-id').toLowerCase()
+
+  function tagRequestId (reply: FastifyReply): void {
+    if (requestIdHeader !== undefined) reply.header(requestIdHeader, reply.request.id)
+  }
 
   function problemFor (fault: Fault, request: FastifyRequest | undefined): ProblemDetails {
     return toProblem(fault, {
@@ -204,6 +221,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     if (fault.expose) for (const [name, value] of carriedHeaders(err)) reply.header(name, value)
     reply.code(fault.status)
     if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
+    tagRequestId(reply)
     reply.header('content-type', PROBLEM_TYPE)
     reply.send(body)
     return fault
@@ -231,8 +249,9 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       return faultCatalog()
     },
     catalogJson: () => catalogDocument(faultCatalog(), routesByCode),
-    catalogMarkdown: () => catalogMarkdown(catalogDocument(faultCatalog(), routesByCode))
-  } satisfies Pick<Faultline, 'report' | 'toProblem' | 'problemJson' | 'sendProblem' | 'catalog' | 'catalogJson' | 'catalogMarkdown'> as Faultline
+    catalogMarkdown: () => catalogMarkdown(catalogDocument(faultCatalog(), routesByCode)),
+    tagRequestId
+  } satisfies Pick<Faultline, 'report' | 'toProblem' | 'problemJson' | 'sendProblem' | 'catalog' | 'catalogJson' | 'catalogMarkdown' | 'tagRequestId'> as Faultline
 
   fastify.decorate('faultline', faultline)
 

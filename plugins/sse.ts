@@ -129,6 +129,7 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
       }
       // @fastify/sse sets `Connection: keep-alive`, which HTTP/2 forbids (Node warns and drops it).
       if (request.raw.httpVersionMajor === 2) dropConnectionHeaders(reply.raw)
+      faultline.tagRequestId(reply)
       const session = open(request, reply, sse)
       // Once a fault (or the client) ended the stream, the reply is handled:
       // returning it keeps Fastify from sending whatever the handler returns.

@@ -107,6 +107,7 @@ async function faultlineStream_ (fastify: FastifyInstance, opts: FaultlineStream
 
   function streamSafe (this: FastifyReply, source: unknown, options?: unknown): FastifyReply {
     const faultline = this.server.faultline
+    faultline.tagRequestId(this)
     let resolved: ResolvedStreamOptions
     try {
       resolved = resolveStreamOptions(options, defaults)

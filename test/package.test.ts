@@ -13,6 +13,20 @@ t.test('the package manifest', async t => {
   t.equal(pkg.engines.node, '>=20.19')
   t.equal(pkg.peerDependencies.fastify, '^5.0.0')
   t.same(pkg.exports['.'], { types: './dist/index.d.ts', default: './dist/index.js' })
+  t.same(pkg.exports['./client'], { types: './dist/client/index.d.ts', default: './dist/client/index.js' })
+  t.same(Object.keys(pkg.dependencies).filter(d => !/^(@fastify\/|fastify-plugin|fast-json-stringify)/.test(d)), ['eventsource-parser'], 'the client needs nothing but eventsource-parser')
+})
+
+t.test('fastify-faultline/client: the built client, its classes the root\'s own', async t => {
+  t.ok(existsSync(new URL('../dist/client/index.d.ts', import.meta.url)), 'dist/client/index.d.ts exists')
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+    const client = await import('fastify-faultline/client')
+    const root = await import('fastify-faultline')
+    const names = ['faultFromProblem', 'faultFromResponse', 'faultFromClose', 'readBody', 'readNdjson', 'readEvents', 'connectSocket', 'shouldRetry', 'retryDelay', 'StreamTruncatedError', 'ConnectionLostError', 'RangeNotSatisfiableError']
+    console.log(names.filter(n => typeof client[n] !== 'function').join(',') || 'all exported')
+    console.log(client.NotFoundError === root.NotFoundError, client.Fault === root.Fault, client.faultFromProblem({ code: 'NOT_FOUND' }) instanceof root.NotFoundError)
+  `], { cwd: root, encoding: 'utf8' })
+  t.same(out.trim().split('\n'), ['all exported', 'true true true'])
 })
 
 t.test('dist is importable with import and with require()', async t => {

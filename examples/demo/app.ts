@@ -4,10 +4,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import {
   faultlineHttp, faultlineStream, faultlineSse, faultlineWebsocket, faultlineBackground,
-  BadGatewayError, BadRequestError, ForbiddenError, InternalError, NotFoundError, ServiceUnavailableError
+  BadGatewayError, BadRequestError, ForbiddenError, InternalError, NotFoundError, ServiceUnavailableError,
+  SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON
 } from '../../index.js'
 import { createRecentFaults } from './recent-faults.js'
 import { enableTracing } from './tracing.js'
+import { clientModule } from './client-modules.js'
 
 export interface DemoOptions {
   /** Fastify's `logger` option. Default: info level to stdout. */
@@ -16,7 +18,8 @@ export interface DemoOptions {
   tracing?: boolean
 }
 
-// The page is three small files, read once and served as they are: no build step, no static plugin.
+// The page is three small files, read once and served as they are, plus the
+// client module (client-modules.ts): no build step, no static plugin.
 const PUBLIC = new URL('./public/', import.meta.url)
 const ASSETS: Record<string, { type: string, body: string }> = {
   '/': { type: 'text/html; charset=utf-8', body: readFileSync(new URL('index.html', PUBLIC), 'utf8') },
@@ -43,6 +46,14 @@ export async function buildDemo (options: DemoOptions = {}): Promise<FastifyInst
 
   for (const [path, asset] of Object.entries(ASSETS)) {
     app.get(path, async (request, reply) => reply.type(asset.type).send(asset.body))
+  }
+
+  for (const prefix of ['/client/*', '/lib/*', '/vendor/*']) {
+    app.get(prefix, async (request, reply) => {
+      const module = clientModule(request.url.split('?')[0]!)
+      if (module === undefined) throw new NotFoundError(`No module ${request.url}`)
+      return reply.type(module.type).send(module.body)
+    })
   }
 
   app.get<{ Querystring: { after?: number } }>('/api/faults', {
@@ -120,6 +131,21 @@ export async function buildDemo (options: DemoOptions = {}): Promise<FastifyInst
       if (message.op === 'crash') throw new InternalError('Chat store lost its connection to redis-2:6379')
       if (message.op !== 'echo') throw new BadRequestError('Unknown op; use "echo" or "crash"')
       socket.send(JSON.stringify({ type: 'echo', text: message.text }))
+    })
+  })
+
+  // WebSocket reconnection: the first connection of each session is closed
+  // the way fastify.close() closes every socket in a rolling deploy (1001,
+  // SERVER_SHUTDOWN) right after its first pong; the client reconnects.
+  const sessions = new Set<string>()
+  app.get<{ Querystring: { session?: string } }>('/ws/ticker', { websocket: true }, (socket, request) => {
+    const session = String(request.query.session ?? '')
+    const first = !sessions.has(session)
+    if (sessions.size > 1000) sessions.clear()
+    sessions.add(session)
+    socket.on('message', () => {
+      socket.send(JSON.stringify({ type: 'pong', connection: first ? 'first' : 'again' }))
+      if (first) socket.close(SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON)
     })
   })
 

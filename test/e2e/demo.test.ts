@@ -46,7 +46,7 @@ async function field (page: Page, name: string, label: string): Promise<string> 
   return await page.locator(`[data-panel="${name}"] dd[data-field="${label}"]`).innerText()
 }
 
-const PANELS = ['not-found', 'internal', 'validation', 'stream-raw', 'stream-ndjson', 'sse', 'websocket', 'background']
+const PANELS = ['not-found', 'internal', 'validation', 'stream-raw', 'stream-ndjson', 'sse', 'websocket', 'reconnect', 'background']
 
 demo.test('the page loads with its script and style', async (t, page) => {
   t.equal(await page.title(), 'fastify-faultline demo')
@@ -59,7 +59,10 @@ demo.test('HTTP: a thrown NotFoundError is a 404 problem with its message', asyn
   t.equal(o.status, 404)
   t.equal(o.contentType, 'application/problem+json; charset=utf-8')
   t.match(o.body, { status: 404, code: 'NOT_FOUND', title: 'Not Found', detail: 'No book with id 42', instance: '/api/books/42', requestId: String })
+  t.match(o.fault, { className: 'NotFoundError', status: 404, message: 'No book with id 42' })
+  t.equal(o.isFault, true, 'rebuilt by the client module as a Fault')
   t.equal(await field(page, 'not-found', 'status'), '404 Not Found')
+  t.equal(await field(page, 'not-found', 'class'), 'NotFoundError')
   t.equal(await field(page, 'not-found', 'detail'), 'No book with id 42')
 })
 
@@ -69,6 +72,7 @@ demo.test('HTTP: a thrown InternalError reaches the browser as a title only', as
   t.match(o.body, { status: 500, code: 'INTERNAL', title: 'Internal Server Error', detail: 'Internal Server Error' })
   t.notMatch(JSON.stringify(o.body), /ledger|password|10\.0\.3\.7|stack/)
   t.equal(await field(page, 'internal', 'detail'), 'Internal Server Error')
+  t.equal(await field(page, 'internal', 'class'), 'InternalError')
   // The page's server-side table shows that reporters still got the real message.
   t.match(await page.locator('#reports').innerText(), /ledger database refused the connection/)
 })
@@ -78,53 +82,59 @@ demo.test('HTTP: a schema failure is a 400 VALIDATION problem listing the issue'
   t.equal(o.status, 400)
   t.match(o.body, { status: 400, code: 'VALIDATION', errors: [{ instancePath: String, message: String }] })
   t.equal(await field(page, 'validation', 'code'), 'VALIDATION')
+  t.match(o.fault, { className: 'ValidationError', details: { errors: [{ instancePath: String }] } })
 })
 
-demo.test('stream, raw: a failure after the first byte truncates the body and fetch rejects', async (t, page) => {
+demo.test('stream, raw: a failure after the first byte truncates the body: readBody throws StreamTruncatedError', async (t, page) => {
   const o = await run(t, page, 'stream-raw')
   t.equal(o.status, 200)
-  t.equal(o.outcome, 'truncated', 'the body read rejected instead of ending cleanly')
-  t.match(o.readError, /^TypeError: /)
+  t.equal(o.outcome, 'truncated', 'the body read failed instead of ending cleanly')
+  t.match(o.fault, { className: 'StreamTruncatedError', code: 'STREAM_TRUNCATED', retryable: true, details: { requestId: String } })
   t.match(o.text, /^1,order-1001,42.00 EUR\n/)
   t.ok(o.bytes > 0, 'the bytes before the failure arrived')
   t.notMatch(o.text, /Export upstream|BAD_GATEWAY/, 'nothing about the fault leaks into the raw body')
   t.equal(await field(page, 'stream-raw', 'body'), 'truncated')
+  t.equal(await field(page, 'stream-raw', 'class'), 'StreamTruncatedError')
 })
 
-demo.test('stream, ndjson: the body ends cleanly with an error record', async (t, page) => {
+demo.test('stream, ndjson: the error record is thrown as the class the route threw', async (t, page) => {
   const o = await run(t, page, 'stream-ndjson')
   t.equal(o.status, 200)
   t.match(o.contentType, /^application\/x-ndjson/)
-  t.equal(o.outcome, 'complete')
-  t.same(o.records.slice(0, 3).map((r: any) => r.type), ['data', 'data', 'data'])
-  t.equal(o.records.length, 4)
-  t.match(o.records[3], {
-    type: 'error',
-    error: { status: 503, code: 'SERVICE_UNAVAILABLE', detail: 'Inventory shard 3 is rebalancing; try again shortly', requestId: String }
-  })
-  t.equal(await field(page, 'stream-ndjson', 'last record'), '503 SERVICE_UNAVAILABLE')
+  t.same(o.items.map((i: any) => i.sku), ['BK-001', 'BK-002', 'BK-003'])
+  t.match(o.fault, { className: 'ServiceUnavailableError', status: 503, code: 'SERVICE_UNAVAILABLE', message: 'Inventory shard 3 is rebalancing; try again shortly', retryAfter: 5 })
+  t.equal(await field(page, 'stream-ndjson', 'class'), 'ServiceUnavailableError')
+  t.equal(await field(page, 'stream-ndjson', 'retry after'), '5 s')
 })
 
-demo.test('SSE: EventSource receives a MessageEvent of type error with the problem, then stops', async (t, page) => {
+demo.test('SSE: readEvents throws the terminal ForbiddenError after one request', async (t, page) => {
   const o = await run(t, page, 'sse')
   t.same(o.ticks, [1, 2, 3])
-  t.equal(o.error.constructor, 'MessageEvent')
-  t.equal(o.error.type, 'error')
-  t.equal(o.error.lastEventId, 'faultline-terminal:FORBIDDEN')
-  t.match(JSON.parse(o.error.data), { status: 403, code: 'FORBIDDEN', detail: 'Your subscription to ticks was revoked', instance: '/api/events' })
-  t.equal(o.finalReadyState, 2, 'EventSource.CLOSED: the reconnect was told to stop (204)')
-  t.equal(await field(page, 'sse', 'then'), 'MessageEvent "error"')
+  t.equal(o.forbidden, true)
+  t.match(o.fault, { className: 'ForbiddenError', status: 403, code: 'FORBIDDEN', message: 'Your subscription to ticks was revoked', retryable: false })
+  t.equal(o.requests, 1, 'terminal: never retried')
+  t.equal(await field(page, 'sse', 'class'), 'ForbiddenError')
   t.equal(await field(page, 'sse', 'problem'), '403 FORBIDDEN')
 })
 
-demo.test('WebSocket: an error frame keeps the socket open; a fatal fault closes it with code and reason', async (t, page) => {
+demo.test('WebSocket: an error frame keeps the socket open; a fatal fault closes it and closed resolves with the fault', async (t, page) => {
   const o = await run(t, page, 'websocket')
-  t.same(o.frames.map((f: any) => f.type), ['echo', 'error', 'echo', 'error'])
-  t.match(o.frames[1].error, { status: 400, code: 'BAD_REQUEST', detail: /Messages must be JSON/ })
-  t.match(o.frames[3].error, { status: 500, code: 'INTERNAL', detail: 'Internal Server Error' })
-  t.notMatch(JSON.stringify(o.frames), /redis-2/, 'the 5xx message stays on the server')
-  t.same(o.close, { constructor: 'CloseEvent', code: 1011, reason: 'INTERNAL', wasClean: true })
+  t.same(o.frames.map((f: any) => f.type), ['echo', 'echo'])
+  t.match(o.faults, [{ className: 'BadRequestError', status: 400, message: /Messages must be JSON/ }, { className: 'InternalError', status: 500, message: 'Internal Server Error' }])
+  t.notMatch(JSON.stringify(o), /redis-2/, 'the 5xx message stays on the server')
+  t.match(o.final, { className: 'InternalError', code: 'INTERNAL' })
+  t.same(o.close, { code: 1011, reason: 'INTERNAL', wasClean: true })
   t.equal(await field(page, 'websocket', 'close code'), '1011')
+  t.equal(await field(page, 'websocket', 'closed with'), 'InternalError')
+})
+
+demo.test('WebSocket reconnection: a server-initiated 1001 reconnects', async (t, page) => {
+  const o = await run(t, page, 'reconnect')
+  t.same(o.closes, [1001, 1000], 'the server\'s 1001, then the page\'s own close')
+  t.same(o.told, ['ServerShutdownError'])
+  t.equal(o.opens, 2, 'the socket survived the restart')
+  t.equal(o.final, null, 'closed normally by the page')
+  t.equal(await field(page, 'reconnect', 'connections opened'), '2')
 })
 
 demo.test('background: the response is 202, the failure of the task is reported afterwards with the request id', async (t, page) => {

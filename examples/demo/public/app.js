@@ -1,7 +1,9 @@
-/* global EventSource, location */
+/* global location */
 // The demo page: one runner per panel. Each runner triggers a failure and
 // returns what the browser observed (kept in window.demo.results for the
-// end-to-end tests) plus the facts and body the panel shows.
+// end-to-end tests) plus the facts and body the panel shows. The wire is
+// read with `fastify-faultline/client`, loaded as plain ES modules.
+import * as client from '/client/index.js'
 
 const WAIT_MS = 20000 // generous: a shared machine can be slow
 
@@ -20,6 +22,7 @@ const runners = {
   'stream-ndjson': streamNdjson,
   sse: subscribe,
   websocket: chat,
+  reconnect,
   background: placeOrder
 }
 
@@ -115,53 +118,64 @@ async function refreshReports () {
 }
 
 // ------------------------------------------------------------------- runners
+// Every panel reads the wire with the client module: the same fault classes
+// the routes threw, rebuilt from problem bodies, error records, SSE error
+// events and close frames. No hand-written decoding.
+
+function faultFacts (fault) {
+  return [
+    ['class', fault.constructor.name, tone(fault.status)],
+    ['problem', `${fault.status} ${fault.code}`, tone(fault.status)],
+    ['message', fault.message]
+  ]
+}
+
+function describeFault (fault) {
+  return { className: fault.constructor.name, status: fault.status, code: fault.code, message: fault.message, retryable: fault.retryable, retryAfter: fault.retryAfter ?? null, details: fault.details ?? null }
+}
 
 async function problemRequest (url, init) {
   const res = await fetch(url, init)
   const contentType = res.headers.get('content-type')
-  const text = await res.text()
-  let body
-  try { body = JSON.parse(text) } catch { body = text }
+  const fault = await client.faultFromResponse(res)
+  const body = fault.problem
   return {
-    observed: { status: res.status, contentType, body },
+    observed: { status: res.status, contentType, body, fault: describeFault(fault), isFault: fault instanceof client.Fault },
     facts: [
       ['status', statusLine(res), tone(res.status)],
       ['type', (contentType ?? '').split(';')[0]],
-      ['code', body.code],
-      ['detail', body.detail]
+      ['class', fault.constructor.name, tone(fault.status)],
+      ['code', fault.code],
+      ['detail', fault.message]
     ],
     body: pretty(body)
   }
 }
 
-// Reads a body chunk by chunk, as an app would; a cut body makes read() reject.
-async function readAll (res) {
-  const reader = res.body.getReader()
+async function streamRaw () {
+  const res = await fetch('/api/stream/raw')
   const decoder = new TextDecoder()
   let text = ''
   let bytes = 0
+  let fault = null
   try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return { text: text + decoder.decode(), bytes, outcome: 'complete', readError: null }
-      bytes += value.byteLength
-      text += decoder.decode(value, { stream: true })
+    for await (const chunk of client.readBody(res)) {
+      bytes += chunk.byteLength
+      text += decoder.decode(chunk, { stream: true })
     }
   } catch (err) {
-    return { text, bytes, outcome: 'truncated', readError: `${err.name}: ${err.message}` }
+    if (!(err instanceof client.StreamTruncatedError)) throw err
+    fault = err
   }
-}
-
-async function streamRaw () {
-  const res = await fetch('/api/stream/raw')
-  const { text, bytes, outcome, readError } = await readAll(res)
+  const outcome = fault === null ? 'complete' : 'truncated'
   return {
-    observed: { status: res.status, bytes, outcome, readError, text },
+    observed: { status: res.status, bytes, outcome, fault: fault && describeFault(fault), text },
     facts: [
       ['status', statusLine(res), tone(res.status)],
       ['bytes received', bytes],
       ['body', outcome, outcome === 'truncated' ? 'bad' : 'good'],
-      ['read() error', readError ?? '(none)']
+      ['class', fault ? fault.constructor.name : '(none)', fault ? 'bad' : 'good'],
+      ['request id', fault?.details?.requestId ?? '(none)']
     ],
     body: text
   }
@@ -169,96 +183,139 @@ async function streamRaw () {
 
 async function streamNdjson () {
   const res = await fetch('/api/stream/ndjson')
-  const { text, bytes, outcome, readError } = await readAll(res)
-  const records = text.split('\n').filter(line => line !== '').map(line => JSON.parse(line))
-  const last = records.at(-1)
+  const items = []
+  let fault = null
+  try {
+    for await (const item of client.readNdjson(res)) items.push(item)
+  } catch (err) {
+    if (!(err instanceof client.Fault)) throw err
+    fault = err
+  }
   return {
-    observed: { status: res.status, contentType: res.headers.get('content-type'), bytes, outcome, readError, records },
+    observed: { status: res.status, contentType: res.headers.get('content-type'), items, fault: fault && describeFault(fault) },
     facts: [
       ['status', statusLine(res), tone(res.status)],
-      ['records', `${records.filter(r => r.type === 'data').length} × data, then ${last?.type}`],
-      ['body', `${outcome} (${bytes} bytes)`, outcome === 'complete' ? 'good' : 'bad'],
-      ['last record', last?.type === 'error' ? `${last.error.status} ${last.error.code}` : '(no error)', last?.type === 'error' ? 'bad' : 'good']
+      ['records', `${items.length} × data, then ${fault ? 'an error record' : 'the end record'}`],
+      ...(fault ? faultFacts(fault) : []),
+      ['retry after', fault?.retryAfter === undefined ? '(none)' : `${fault.retryAfter} s`]
     ],
-    body: text.trim().split('\n').map(line => line.length > 160 ? line.slice(0, 157) + '…' : line).join('\n') +
-      (last?.type === 'error' ? '\n\nerror record, pretty:\n' + pretty(last.error) : '')
+    body: items.map(item => JSON.stringify(item)).join('\n') + (fault ? '\n\nthrown: ' + pretty(describeFault(fault)) : '')
   }
 }
 
-function subscribe () {
-  return new Promise((resolve, reject) => {
-    const source = new EventSource('/api/events')
-    const ticks = []
-    let errorEvent
-    const timer = setTimeout(() => { source.close(); reject(new Error(`the stream did not end within ${WAIT_MS} ms`)) }, WAIT_MS)
-    source.addEventListener('tick', event => { ticks.push(JSON.parse(event.data).n) })
-    source.addEventListener('error', event => {
-      if (event instanceof MessageEvent) {
-        // The server's `event: error`: a MessageEvent whose data is the problem.
-        // A real client would close() here after a terminal one; the demo lets
-        // the browser reconnect, to show the server telling it to stop.
-        errorEvent = event
-        return
-      }
-      // A connection-level error (a plain Event). CONNECTING: the browser is
-      // reconnecting with Last-Event-ID. CLOSED: it has stopped for good.
-      if (source.readyState !== EventSource.CLOSED) return
-      clearTimeout(timer)
-      source.close()
-      if (errorEvent === undefined) { reject(new Error('the connection failed without an error event')); return }
-      const problem = JSON.parse(errorEvent.data)
-      resolve({
-        observed: {
-          ticks,
-          error: { constructor: errorEvent.constructor.name, type: errorEvent.type, data: errorEvent.data, lastEventId: errorEvent.lastEventId },
-          finalReadyState: source.readyState
-        },
-        facts: [
-          ['received', `${ticks.length} × tick`, 'good'],
-          ['then', `${errorEvent.constructor.name} "${errorEvent.type}"`, 'bad'],
-          ['problem', `${problem.status} ${problem.code}`, tone(problem.status)],
-          ['event id', errorEvent.lastEventId],
-          ['reconnect', '204, then CLOSED']
-        ],
-        body: ticks.map(n => `event: tick  data: {"n":${n},…}`).join('\n') +
-          '\n\nevent: error  id: ' + errorEvent.lastEventId + '\ndata, parsed:\n' + pretty(problem)
-      })
-    })
-  })
+async function subscribe () {
+  const ticks = []
+  let requests = 0
+  let fault = null
+  const countingFetch = (url, init) => { requests++; return fetch(url, init) }
+  try {
+    for await (const message of client.readEvents('/api/events', { fetch: countingFetch })) {
+      if (message.event === 'tick') ticks.push(JSON.parse(message.data).n)
+    }
+  } catch (err) {
+    if (!(err instanceof client.Fault)) throw err
+    fault = err
+  }
+  if (fault === null) throw new Error('the stream ended without its error event')
+  return {
+    observed: { ticks, requests, fault: describeFault(fault), forbidden: fault instanceof client.ForbiddenError },
+    facts: [
+      ['received', `${ticks.length} × tick`, 'good'],
+      ...faultFacts(fault),
+      ['requests', `${requests} (terminal: not retried)`]
+    ],
+    body: ticks.map(n => `event: tick  data: {"n":${n},…}`).join('\n') + '\n\nthen thrown: ' + pretty(describeFault(fault))
+  }
 }
 
-function chat () {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/chat`)
-    const log = []
-    const frames = []
-    let step = 0
-    const send = text => { log.push(`→ ${text}`); socket.send(text) }
-    const timer = setTimeout(() => { socket.close(); reject(new Error(`no close after ${WAIT_MS} ms`)) }, WAIT_MS)
-    socket.addEventListener('open', () => { send(JSON.stringify({ op: 'echo', text: 'hello' })) })
-    socket.addEventListener('message', event => {
-      log.push(`← ${event.data}`)
-      const frame = JSON.parse(event.data)
-      frames.push(frame)
-      // hello -> echo; garbage -> error frame (socket stays open); hello again -> echo; crash -> close
-      if (step === 0 && frame.type === 'echo') { step = 1; send('{"op": "echo", oops') } else if (step === 1 && frame.type === 'error') { step = 2; send(JSON.stringify({ op: 'echo', text: 'still open?' })) } else if (step === 2 && frame.type === 'echo') { step = 3; send(JSON.stringify({ op: 'crash' })) }
-    })
-    socket.addEventListener('close', event => {
-      clearTimeout(timer)
-      log.push(`✕ closed: code ${event.code}, reason "${event.reason}"`)
-      const errors = frames.filter(f => f.type === 'error')
-      resolve({
-        observed: { frames, close: { constructor: event.constructor.name, code: event.code, reason: event.reason, wasClean: event.wasClean } },
-        facts: [
-          ['error frames', errors.map(f => `${f.error.status} ${f.error.code}`).join(', ') || '(none)', 'warn'],
-          ['open after 400', step >= 3 ? 'yes' : 'no', step >= 3 ? 'good' : 'bad'],
-          ['close code', event.code, event.code === 1000 ? 'good' : 'bad'],
-          ['close reason', event.reason]
-        ],
-        body: log.map(line => line.length > 100 ? line.slice(0, 99) + '…' : line).join('\n')
-      })
-    })
+async function chat () {
+  const log = []
+  const frames = []
+  const faults = []
+  let step = 0
+  let closeEvent = null
+  const socket = client.connectSocket(wsUrl('/ws/chat'), {
+    onOpen (ws) {
+      ws.addEventListener('close', event => { closeEvent = { code: event.code, reason: event.reason, wasClean: event.wasClean } })
+      send(JSON.stringify({ op: 'echo', text: 'hello' }))
+    },
+    onMessage (data) {
+      log.push(`← ${data}`)
+      frames.push(JSON.parse(data))
+      // hello -> echo; garbage -> onFault (socket stays open); hello again -> echo; crash -> closed
+      if (step === 0) { step = 1; send('{"op": "echo", oops') } else if (step === 2) { step = 3; send(JSON.stringify({ op: 'crash' })) }
+    },
+    onFault (fault) {
+      log.push(`← error frame: ${fault.constructor.name} ${fault.status} ${fault.code}`)
+      faults.push(describeFault(fault))
+      if (step === 1) { step = 2; send(JSON.stringify({ op: 'echo', text: 'still open?' })) }
+    }
   })
+  function send (text) { log.push(`→ ${text}`); socket.send(text) }
+  const final = await withTimeout(socket.closed, 'the socket did not close')
+  // closed resolves inside the close event; the page's own close listener runs right after.
+  await new Promise(resolve => setTimeout(resolve))
+  log.push(`✕ closed: ${final ? `${final.constructor.name} (code ${closeEvent?.code}, reason "${closeEvent?.reason}")` : 'normally'}`)
+  return {
+    observed: { frames, faults, final: final && describeFault(final), close: closeEvent },
+    facts: [
+      ['error frames', faults.map(f => `${f.className} ${f.status}`).join(', ') || '(none)', 'warn'],
+      ['open after 400', step >= 3 ? 'yes' : 'no', step >= 3 ? 'good' : 'bad'],
+      ['closed with', final ? final.constructor.name : '(normal close)', final ? 'bad' : 'good'],
+      ['close code', closeEvent?.code ?? '?'],
+      ['close reason', closeEvent?.reason ?? '?']
+    ],
+    body: log.map(line => line.length > 100 ? line.slice(0, 99) + '…' : line).join('\n')
+  }
+}
+
+async function reconnect () {
+  const log = []
+  const told = []
+  const closes = []
+  let opens = 0
+  const session = Math.random().toString(36).slice(2)
+  const socket = client.connectSocket(wsUrl(`/ws/ticker?session=${session}`), {
+    retry: { baseDelay: 200 },
+    onOpen (ws) {
+      opens++
+      log.push(`✓ open #${opens}`)
+      ws.addEventListener('close', event => { closes.push(event.code); log.push(`✕ close ${event.code} "${event.reason}"`) })
+      log.push('→ ping')
+      socket.send('ping')
+    },
+    onMessage (data) {
+      log.push(`← ${data}`)
+      if (JSON.parse(data).connection === 'again') socket.close()
+    },
+    onFault (fault) {
+      told.push(fault.constructor.name)
+      log.push(`… ${fault.constructor.name} (retryable): reconnecting`)
+    }
+  })
+  const final = await withTimeout(socket.closed, 'the socket did not reconnect and close')
+  return {
+    observed: { opens, told, closes, final: final ? describeFault(final) : null },
+    facts: [
+      ['server closed with', closes[0] ?? '?', 'warn'],
+      ['onFault was told', told.join(', ') || '(nothing)', 'warn'],
+      ['connections opened', opens, opens === 2 ? 'good' : 'bad'],
+      ['closed', final ? final.constructor.name : 'normally, by the page', final ? 'bad' : 'good']
+    ],
+    body: log.join('\n')
+  }
+}
+
+function wsUrl (path) {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`
+}
+
+function withTimeout (promise, message) {
+  let timer
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`${message} within ${WAIT_MS} ms`)), WAIT_MS) })
+  ])
 }
 
 async function placeOrder () {
@@ -269,6 +326,8 @@ async function placeOrder () {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ item: 'book-1', quantity: 1 })
   })
+  const fault = await client.faultFromResponse(res.clone())
+  if (fault !== undefined) throw fault
   const body = await res.json()
   // The failure happens after the response, so only the server knows: ask its reporter feed.
   const deadline = Date.now() + WAIT_MS
