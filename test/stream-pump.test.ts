@@ -208,7 +208,7 @@ t.test('lib helpers', async t => {
   const own = new NotFoundError()
   t.equal(sourceFault(own, true), own)
 
-  t.same(resolveStreamOptions(undefined, { idleTimeout: 5 }), { type: undefined, framing: 'raw', idleTimeout: 5 })
-  t.same(resolveStreamOptions({ framing: 'ndjson', idleTimeout: 0, type: 'a/b' }, { idleTimeout: 5 }), { type: 'a/b', framing: 'ndjson', idleTimeout: 0 })
-  t.same(resolveStreamOptions({}, { idleTimeout: 5 }), { type: undefined, framing: 'raw', idleTimeout: 5 })
+  t.same(resolveStreamOptions(undefined, { idleTimeout: 5 }, false), { type: undefined, framing: 'raw', idleTimeout: 5 })
+  t.same(resolveStreamOptions({ framing: 'ndjson', idleTimeout: 0, type: 'a/b' }, { idleTimeout: 5 }, false), { type: 'a/b', framing: 'ndjson', idleTimeout: 0 })
+  t.same(resolveStreamOptions({}, { idleTimeout: 5 }, false), { type: undefined, framing: 'raw', idleTimeout: 5 })
 })
