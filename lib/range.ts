@@ -26,8 +26,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // entity-tag = [ weak ] opaque-tag; opaque-tag = DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text
 const STRONG_ETAG = /^"[\x21\x23-\x7e\x80-\xff]*"$/
 const ETAG_CHARS = /^[\x21\x23-\x7e\x80-\xff]+$/
-// Positions beyond this many digits are far past any length a number can hold exactly.
-const MAX_DIGITS = 15
+// Number.MAX_SAFE_INTEGER has 16 digits: anything longer is beyond every length.
+const MAX_DIGITS = 16
 
 /**
  * The single byte range a `Range` header asks for, or undefined when the
@@ -76,10 +76,12 @@ function compareDigits (a: string, b: string): number {
   return x < y ? -1 : x > y ? 1 : 0
 }
 
-/** A DIGIT string as a number, or Infinity when it is too long to be exact. */
+/** A DIGIT string as a number, or Infinity beyond the safe integers (past any length). */
 function digits (value: string): number {
   const trimmed = value.replace(/^0+(?=.)/, '')
-  return trimmed.length > MAX_DIGITS ? Infinity : Number(trimmed)
+  if (trimmed.length > MAX_DIGITS) return Infinity
+  const n = Number(trimmed)
+  return n > Number.MAX_SAFE_INTEGER ? Infinity : n
 }
 
 /**

@@ -11,7 +11,7 @@ import { FaultlineStreamAlreadySentError, FaultlineStreamLengthError } from './e
 export interface StreamSink {
   readonly writableFinished: boolean
   write: (chunk: string | Uint8Array) => boolean
-  end: (chunk?: string) => unknown
+  end: (chunk?: string | Uint8Array) => unknown
   on: (event: 'close' | 'drain', listener: () => void) => unknown
   off: (event: 'close' | 'drain', listener: () => void) => unknown
 }
@@ -79,6 +79,8 @@ export class StreamPump {
   private index = 0
   private burst = 0
   private sent = 0
+  // A resumable body's last bytes, held until the source has ended (see write()).
+  private held: Uint8Array | undefined = undefined
   private timer: NodeJS.Timeout | undefined = undefined
   private readable: Readable | undefined = undefined
   private iterator: AsyncIterator<unknown> | undefined = undefined
@@ -264,6 +266,13 @@ export class StreamPump {
         data = bytes.length > room ? bytes.subarray(0, room) : bytes
         last = !toEnd && data.length === room
         this.sent += data.length
+        // The bytes that complete the length wait for the source's end: with
+        // Content-Length, writing them would make the body look complete
+        // before we know the source does not yield more.
+        if (toEnd && this.sent === expect.bytes) {
+          this.held = data
+          return true
+        }
       }
       if (!this.committed) {
         this.host.commit()
@@ -344,7 +353,9 @@ export class StreamPump {
       return
     }
     this.finish(early)
-    this.sink.end(this.options.framing === 'ndjson' && !this.options.headOnly ? NDJSON_END : undefined)
+    let last: string | Uint8Array | undefined
+    if (!this.options.headOnly) last = this.options.framing === 'ndjson' ? NDJSON_END : early ? undefined : this.held
+    this.sink.end(last)
   }
 
   /**

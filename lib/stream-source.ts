@@ -84,11 +84,16 @@ export function framingProblem (value: unknown): string | undefined {
   return value === 'raw' || value === 'ndjson' ? undefined : `must be 'raw' or 'ndjson', got ${describe(value)}`
 }
 
-/** Why an idle timeout is invalid, or undefined when it is valid. */
-export function idleTimeoutProblem (value: unknown): string | undefined {
+/** Why a timer's milliseconds are invalid, or undefined when valid; `zero` says what 0 means. */
+export function millisecondsProblem (value: unknown, zero: string): string | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 2 ** 31 - 1
     ? undefined
-    : `must be an integer number of milliseconds from 0 (off) to 2147483647, got ${describe(value)}`
+    : `must be an integer number of milliseconds from 0 (${zero}) to 2147483647, got ${describe(value)}`
+}
+
+/** Why an idle timeout is invalid, or undefined when it is valid. */
+export function idleTimeoutProblem (value: unknown): string | undefined {
+  return millisecondsProblem(value, 'off')
 }
 
 /**

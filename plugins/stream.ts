@@ -8,7 +8,7 @@ import { StreamPump, type EndContext, type ExpectedBytes, type StreamHost } from
 import { contentRange, rangeFor, type RangePlan } from '../lib/range.js'
 import { TRUNCATE_GRACE_MS, truncateResponse } from '../lib/truncate.js'
 import {
-  idleTimeoutProblem, resolveStreamOptions,
+  idleTimeoutProblem, millisecondsProblem, resolveStreamOptions,
   type RecordId, type ResolvedStreamOptions, type StreamChunk, type StreamDefaults, type StreamResume,
   type StreamSafeOptions, type StreamSource, type StreamSourceFunction
 } from '../lib/stream-source.js'
@@ -85,7 +85,7 @@ function validate (opts: FaultlineStreamOptions): Settings {
   const badIdle = idleTimeoutProblem(idleTimeout)
   if (badIdle !== undefined) throw new FaultlineInvalidOptionError(PLUGIN, 'idleTimeout', badIdle)
   const closeTimeout = opts.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT
-  const badClose = idleTimeoutProblem(closeTimeout)
+  const badClose = millisecondsProblem(closeTimeout, 'end streams at once')
   if (badClose !== undefined) throw new FaultlineInvalidOptionError(PLUGIN, 'closeTimeout', badClose)
   return { idleTimeout, closeTimeout }
 }

@@ -14,14 +14,14 @@ guardProcess(t)
 class FakeSink extends EventEmitter {
   writableFinished = false
   writes: Array<string | Uint8Array> = []
-  ended: string | undefined = undefined
+  ended: string | Uint8Array | undefined = undefined
   writeResult = true
   write (chunk: string | Uint8Array): boolean {
     this.writes.push(chunk)
     return this.writeResult
   }
 
-  end (chunk?: string): void {
+  end (chunk?: string | Uint8Array): void {
     this.ended = chunk ?? ''
   }
 }
