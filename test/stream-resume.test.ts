@@ -2,11 +2,13 @@
 // etag + length, record ids + Last-Event-ID for ndjson, and the exact-length
 // rule (more or fewer bytes than declared is a fault, never cut or padded).
 import t from 'tap'
+import http2 from 'node:http2'
 import { Readable } from 'node:stream'
+import Fastify from 'fastify'
 import { guardProcess } from './helpers/guard.js'
 import { streamApp, readBody } from './helpers/stream-app.js'
 import { makeBody, sliceSource } from './helpers/resumable.js'
-import { NotFoundError, type StreamResume, type StreamSafeResumableOptions } from '../index.js'
+import { faultlineHttp, faultlineStream, NotFoundError, type StreamResume, type StreamSafeResumableOptions } from '../index.js'
 
 guardProcess(t)
 
@@ -288,4 +290,47 @@ t.test('a bad id is a fault: a problem before the first byte, an error record af
     t.equal(lines.length, 3)
     t.match(s.faults().at(-1), { phase: 'mid-stream', err: { cause: [{ code: 'FST_FAULTLINE_STREAM_CHUNK', message: /ndjson item 2/ }] } }, kind)
   }
+})
+
+t.test('HTTP/2 (h2c): 200 and 206 with validators, and no connection-specific header', async t => {
+  const app = Fastify({ http2: true, forceCloseConnections: true })
+  await app.register(faultlineHttp)
+  await app.register(faultlineStream)
+  app.get('/file', async (request, reply) => reply.streamSafe(sliceSource(body), { etag, length: body.length }))
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const client = http2.connect(url)
+  t.teardown(() => client.close())
+  async function get (headers: Record<string, string>): Promise<{ headers: http2.IncomingHttpHeaders, body: Buffer, rstCode: number | undefined }> {
+    const stream = client.request({ ':path': '/file', ...headers })
+    const chunks: Buffer[] = []
+    stream.on('data', chunk => chunks.push(chunk))
+    const [response] = await Promise.all([
+      new Promise<http2.IncomingHttpHeaders>(resolve => stream.once('response', resolve)),
+      new Promise(resolve => stream.once('close', resolve))
+    ])
+    return { headers: response, body: Buffer.concat(chunks), rstCode: stream.rstCode }
+  }
+  const whole = await get({})
+  t.equal(whole.headers[':status'], 200)
+  t.equal(whole.headers['accept-ranges'], 'bytes')
+  t.equal(whole.headers.etag, etag)
+  t.equal(whole.headers['content-length'], String(body.length))
+  t.equal(whole.headers.connection, undefined)
+  t.ok(whole.body.equals(body))
+  t.equal(whole.rstCode, http2.constants.NGHTTP2_NO_ERROR)
+
+  const part = await get({ range: 'bytes=70000-', 'if-range': etag })
+  t.equal(part.headers[':status'], 206)
+  t.equal(part.headers['content-range'], `bytes 70000-${body.length - 1}/${body.length}`)
+  t.ok(part.body.equals(body.subarray(70000)))
+
+  const mid = await get({ range: 'bytes=10-19' })
+  t.equal(mid.headers[':status'], 206)
+  t.ok(mid.body.equals(body.subarray(10, 20)), 'stops at the last byte asked for')
+
+  const unsatisfiable = await get({ range: `bytes=${body.length}-` })
+  t.equal(unsatisfiable.headers[':status'], 416)
+  t.equal(unsatisfiable.headers['content-range'], `bytes */${body.length}`)
+  t.match(JSON.parse(unsatisfiable.body.toString()), { code: 'RANGE_NOT_SATISFIABLE' })
 })
