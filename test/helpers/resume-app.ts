@@ -61,7 +61,7 @@ export async function resumeApp (t: Test, body: Uint8Array, records: number, opt
       for (let i = start; i < records && !signal.aborted; i++) {
         // A retryable fault (its upstream broke): the error record tells the client to resume.
         if (i === failAt) throw new BadGatewayError(`source broke at record ${i}`)
-        yield { i, pad: 'r'.repeat(80) }
+        yield { i, pad: 'r'.repeat(40) }
         if (i % 64 === 0) await new Promise(resolve => setImmediate(resolve))
       }
     }, { framing: 'ndjson', id: (item: { i: number }) => String(item.i) })
@@ -69,4 +69,12 @@ export async function resumeApp (t: Test, body: Uint8Array, records: number, opt
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return { app, base, seen, plan: (key, plan) => { plans.set(key, [...plan.breaks]) } }
+}
+
+/** 1-5 distinct ascending break points in [1, max), from `random`. */
+export function breakPoints (random: () => number, max: number): number[] {
+  const count = 1 + Math.floor(random() * 5)
+  const points = new Set<number>()
+  while (points.size < count) points.add(1 + Math.floor(random() * (max - 1)))
+  return [...points].sort((a, b) => a - b)
 }
