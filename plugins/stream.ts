@@ -62,10 +62,10 @@ declare module 'fastify' {
      * A client that leaves stops the source at once. Returns the reply:
      * `return reply.streamSafe(…)` from an async handler.
      */
+    streamSafe<T>(source: StreamSourceFunction<T>, options: StreamSafeNdjsonIdOptions<T>): this
     streamSafe(source: StreamSource<StreamChunk>, options?: StreamSafeRawOptions): this
     streamSafe(source: StreamSourceFunction<StreamChunk>, options: StreamSafeResumableOptions): this
     streamSafe(source: StreamSource<unknown>, options: StreamSafeNdjsonOptions): this
-    streamSafe<T>(source: StreamSourceFunction<T>, options: StreamSafeNdjsonIdOptions<T>): this
   }
 }
 
