@@ -41,8 +41,7 @@ export function ndjsonData (item: unknown, index: number, id?: (item: unknown, i
     throw new FaultlineStreamChunkError(`ndjson item ${index} cannot be serialized as JSON (${messageOf(err)})`, { cause: err })
   }
   // Like JSON arrays: undefined, functions and symbols become null.
-  return head + (json === undefined ? 'null' : escapeLineSeparators(json)) + '}
-'
+  return head + (json === undefined ? 'null' : escapeLineSeparators(json)) + '}\n'
 }
 
 /** The record that ends a stream that failed; `problemJson` is one line of problem details JSON. */
