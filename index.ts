@@ -24,8 +24,12 @@ export { faultlineHttp } from './plugins/http.js'
 export { faultlineFrameworkErrors } from './plugins/framework-errors.js'
 export type { FaultlineHttpOptions, Faultline, FaultlineReportContext, FaultlineSendContext } from './plugins/http.js'
 export { faultlineStream } from './plugins/stream.js'
-export type { FaultlineStreamOptions, StreamSafeRawOptions, StreamSafeNdjsonOptions } from './plugins/stream.js'
-export type { StreamSource, StreamSourceValue, StreamSafeOptions, StreamFraming, StreamChunk } from './lib/stream-source.js'
+export type {
+  FaultlineStreamOptions, StreamSafeRawOptions, StreamSafeResumableOptions, StreamSafeNdjsonOptions, StreamSafeNdjsonIdOptions
+} from './plugins/stream.js'
+export type {
+  StreamSource, StreamSourceFunction, StreamSourceValue, StreamSafeOptions, StreamFraming, StreamChunk, StreamResume, RecordId
+} from './lib/stream-source.js'
 export { faultlineBackground } from './plugins/background.js'
 export type {
   FaultlineBackgroundOptions, FaultlineBackground, BackgroundTask, BackgroundTaskOptions,

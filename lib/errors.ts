@@ -74,6 +74,10 @@ export const FaultlineStreamOptionError = misuseError('FST_FAULTLINE_STREAM_OPTI
 export const FaultlineStreamChunkError = misuseError('FST_FAULTLINE_STREAM_CHUNK',
   (problem: string) => `reply.streamSafe(): ${problem}`, TypeError)
 
+/** reply.streamSafe(): a resumable source yielded more or fewer bytes than its declared `length`. */
+export const FaultlineStreamLengthError = misuseError('FST_FAULTLINE_STREAM_LENGTH',
+  (problem: string) => `reply.streamSafe(): ${problem}`)
+
 /** reply.streamSafe(): the response went out before the stream's first chunk. */
 export const FaultlineStreamAlreadySentError = misuseError('FST_FAULTLINE_STREAM_ALREADY_SENT',
   () => 'reply.streamSafe(): the response was already sent before the stream started; in an async handler, `return reply.streamSafe(...)` or `await` it')

@@ -131,7 +131,7 @@ export class CompressingSink implements StreamSink {
     return this.compressor === undefined ? this.res.write(chunk) : this.compressor.write(chunk)
   }
 
-  end (chunk?: string): unknown {
+  end (chunk?: string | Uint8Array): unknown {
     if (this.compressor === undefined) return this.res.end(chunk)
     return this.compressor.end(chunk)
   }

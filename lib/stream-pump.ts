@@ -3,9 +3,9 @@ import { GatewayTimeoutError, BadGatewayError, type Fault } from './fault.js'
 import { NDJSON_END, ndjsonData, ndjsonError } from './ndjson.js'
 import {
   invalidSource, isAsyncIterable, isNodeReadable, rawChunk, sourceFault,
-  type ResolvedStreamOptions
+  type ResolvedStreamOptions, type StreamResume
 } from './stream-source.js'
-import { FaultlineStreamAlreadySentError } from './errors.js'
+import { FaultlineStreamAlreadySentError, FaultlineStreamLengthError } from './errors.js'
 import { isThenable } from './thenable.js'
 
 /** The part of a Node ServerResponse the pump writes to. */
@@ -13,9 +13,15 @@ export interface StreamSink {
   /** `end()` was called: by the pump, or by someone else who answered instead. */
   readonly writableEnded: boolean
   write: (chunk: string | Uint8Array) => boolean
-  end: (chunk?: string) => unknown
+  end: (chunk?: string | Uint8Array) => unknown
   on: (event: 'close' | 'drain', listener: () => void) => unknown
   off: (event: 'close' | 'drain', listener: () => void) => unknown
+}
+
+/** Extra report context for one ending (a planned shutdown: its reason and log level). */
+export interface EndContext {
+  readonly reason: string
+  readonly level: 'info'
 }
 
 /** What the pump asks of its host (the Fastify plugin): headers, reports, renderings. */
@@ -24,9 +30,9 @@ export interface StreamHost {
   /** Writes the status line and headers. Called once, right before the first byte. May throw. */
   commit: () => void
   /** The stream failed before the headers: report it and answer with a problem response. */
-  failBefore: (fault: unknown) => void
+  failBefore: (fault: unknown, context?: EndContext) => void
   /** The stream failed after the headers: report it (phase mid-stream) and return the fault. */
-  failAfter: (fault: unknown) => Fault
+  failAfter: (fault: unknown, context?: EndContext) => Fault
   /** Closes the response without its terminating chunk, after the bytes already written. */
   truncate: () => void
   /** The client went away before the stream ended: report it as a client abort. */
@@ -35,9 +41,22 @@ export interface StreamHost {
   problemJson: (fault: Fault) => string
 }
 
+/** The bytes a resumable response must carry: from `offset`, `bytes` of the representation's `length`. */
+export interface ExpectedBytes {
+  readonly offset: number
+  readonly bytes: number
+  readonly length: number
+}
+
 export interface PumpOptions extends ResolvedStreamOptions {
   /** A HEAD request: send the headers once the source has produced its first chunk, then stop. */
   headOnly: boolean
+  /**
+   * A resumable raw response: exactly these bytes. A range that ends before
+   * the representation does stops the source once it is sent; otherwise the
+   * source must end right there (more or fewer bytes is a fault, never cut or padded).
+   */
+  expect?: ExpectedBytes | undefined
 }
 
 type State = 'opening' | 'streaming' | 'done'
@@ -61,6 +80,9 @@ export class StreamPump {
   private waitingDrain = false
   private index = 0
   private burst = 0
+  private sent = 0
+  // A resumable body's last bytes, held until the source has ended (see write()).
+  private held: Uint8Array | undefined = undefined
   private timer: NodeJS.Timeout | undefined = undefined
   private readable: Readable | undefined = undefined
   private iterator: AsyncIterator<unknown> | undefined = undefined
@@ -89,8 +111,8 @@ export class StreamPump {
     return this.state === 'done'
   }
 
-  /** Opens `source` (calling it with the signal when it is a function) and starts pumping. */
-  start (source: unknown): void {
+  /** Opens `source` (calling it with the signal and `resume` when it is a function) and starts pumping. */
+  start (source: unknown, resume: StreamResume = START): void {
     if (typeof source !== 'function') {
       this.open(source, false)
       return
@@ -98,7 +120,7 @@ export class StreamPump {
     let opened: unknown
     this.controller = new AbortController()
     try {
-      opened = source(this.controller.signal)
+      opened = source(this.controller.signal, resume)
       if (isThenable(opened)) {
         this.armIdle()
         opened.then(
@@ -228,11 +250,32 @@ export class StreamPump {
   /** Writes one item; false when the caller must wait for 'drain' (or the stream ended). */
   private write (item: unknown): boolean {
     let data: string | Uint8Array
+    let last = false
     try {
       const index = this.index++
-      data = this.options.framing === 'ndjson' ? ndjsonData(item, index) : rawChunk(item, index)
+      data = this.options.framing === 'ndjson' ? ndjsonData(item, index, this.options.id) : rawChunk(item, index)
       // An empty chunk carries no byte: nothing to commit to yet.
       if (data.length === 0) return true
+      const expect = this.options.expect
+      if (expect !== undefined) {
+        const bytes = typeof data === 'string' ? Buffer.from(data) : data
+        const room = expect.bytes - this.sent
+        const toEnd = expect.offset + expect.bytes === expect.length
+        if (bytes.length > room && toEnd) {
+          throw new FaultlineStreamLengthError(`the source yielded more than the ${expect.bytes} bytes expected from offset ${expect.offset} (length ${expect.length}); ${LENGTH_HINT}`)
+        }
+        // A range that ends before the representation: send up to its end, then stop.
+        data = bytes.length > room ? bytes.subarray(0, room) : bytes
+        last = !toEnd && data.length === room
+        this.sent += data.length
+        // The bytes that complete the length wait for the source's end: with
+        // Content-Length, writing them would make the body look complete
+        // before we know the source does not yield more.
+        if (toEnd && this.sent === expect.bytes) {
+          this.held = data
+          return true
+        }
+      }
       if (!this.committed) {
         this.host.commit()
         this.committed = true
@@ -247,7 +290,10 @@ export class StreamPump {
       this.fail(err)
       return false
     }
-    return this.sink.write(data)
+    const more = this.sink.write(data)
+    if (!last) return more
+    this.succeed(true)
+    return false
   }
 
   private waitForDrain (): void {
@@ -294,6 +340,11 @@ export class StreamPump {
   // -- Endings. Each sets state 'done' first, so any later event is a no-op.
 
   private succeed (early = false): void {
+    const expect = this.options.expect
+    if (!early && expect !== undefined && this.sent < expect.bytes) {
+      this.fail(new FaultlineStreamLengthError(`the source ended after ${this.sent} of the ${expect.bytes} bytes expected from offset ${expect.offset} (length ${expect.length}); ${LENGTH_HINT}`))
+      return
+    }
     try {
       if (!this.committed) {
         this.host.commit()
@@ -304,18 +355,29 @@ export class StreamPump {
       return
     }
     this.finish(early)
-    this.sink.end(this.options.framing === 'ndjson' && !this.options.headOnly ? NDJSON_END : undefined)
+    let last: string | Uint8Array | undefined
+    if (!this.options.headOnly) last = this.options.framing === 'ndjson' ? NDJSON_END : early ? undefined : this.held
+    this.sink.end(last)
   }
 
-  private fail (err: unknown): void {
+  /**
+   * The server is closing: ends the stream now with `fault` (a problem
+   * response before the first byte; after it, the ndjson error record or
+   * truncation), reported with `context`. A no-op once the stream has ended.
+   */
+  stop (fault: Fault, context: EndContext): void {
+    this.fail(fault, context)
+  }
+
+  private fail (err: unknown, context?: EndContext): void {
     // One ending only: a late rejection or a second error is not reported again.
     if (this.isDone()) return
     this.finish(true)
     if (!this.committed) {
-      this.host.failBefore(err)
+      this.host.failBefore(err, context)
       return
     }
-    const fault = this.host.failAfter(err)
+    const fault = this.host.failAfter(err, context)
     const record = this.options.framing === 'ndjson' ? this.errorRecord(fault) : undefined
     if (record !== undefined) {
       this.sink.end(record)
@@ -363,6 +425,9 @@ export class StreamPump {
     if (early) this.controller?.abort()
   }
 }
+
+const START: StreamResume = Object.freeze({ offset: 0, lastEventId: undefined })
+const LENGTH_HINT = 'either length is wrong or the content changed without a new etag'
 
 /** Calls return() so a generator's `finally` runs; its result (or failure) is not ours to report. */
 function closeIterator (iterator: AsyncIterator<unknown>): void {

@@ -4,6 +4,7 @@ import { carriedStatus, toFault } from './normalize.js'
 import { FaultlineStreamChunkError, FaultlineStreamOptionError, FaultlineStreamSourceError } from './errors.js'
 import { whyInvalidMs } from './options.js'
 import { isClientAbort } from './report.js'
+import { isWeakEtag, strongEtag } from './range.js'
 
 /** How a stream's items become bytes: as they are, or one JSON record per line. */
 export type StreamFraming = 'raw' | 'ndjson'
@@ -18,14 +19,34 @@ export type StreamChunk = string | Uint8Array
  */
 export type StreamSourceValue<T = unknown> = Readable | AsyncIterable<T> | ReadableStream<T>
 
+/** Where this response starts: the second argument of a source function. */
+export interface StreamResume {
+  /**
+   * The first byte to produce. 0, unless the stream is resumable (`etag` and
+   * `length`) and the request asked for a range (`Range: bytes=offset-`).
+   */
+  readonly offset: number
+  /**
+   * The request's `Last-Event-ID` header: the id of the last record a
+   * resuming client received (ndjson with `id`). Client input: parse it as such.
+   */
+  readonly lastEventId: string | undefined
+}
+
+/** A function that opens a stream source (see StreamSource). */
+export type StreamSourceFunction<T = unknown> =
+  (signal: AbortSignal, resume: StreamResume) => StreamSourceValue<T> | PromiseLike<StreamSourceValue<T>>
+
 /**
  * A stream source: the stream itself, or a function that opens it. The
  * function gets a signal that aborts when the stream stops early (client gone,
- * failure, idle timeout) and may return a Promise (e.g. an upstream fetch).
+ * failure, idle timeout) and where to start (`resume`), and may return a
+ * Promise (e.g. an upstream fetch).
  */
-export type StreamSource<T = unknown> =
-  | StreamSourceValue<T>
-  | ((signal: AbortSignal) => StreamSourceValue<T> | PromiseLike<StreamSourceValue<T>>)
+export type StreamSource<T = unknown> = StreamSourceValue<T> | StreamSourceFunction<T>
+
+/** Assigns each ndjson record its id: a non-empty string of visible ASCII, sent back as `Last-Event-ID`. */
+export type RecordId<T = unknown> = (item: T, index: number) => string
 
 export interface StreamSafeOptions {
   /** Content-Type of the response. Default: a content type set on the reply, else `application/octet-stream` (raw) or `application/x-ndjson` (ndjson). */
@@ -38,12 +59,22 @@ export interface StreamSafeOptions {
   compress?: boolean
 }
 
+/** A resumable raw stream: its strong entity-tag and its size in bytes. */
+export interface Resumable {
+  etag: string
+  length: number
+}
+
 export interface ResolvedStreamOptions {
   type: string | undefined
   framing: StreamFraming
   idleTimeout: number
   /** Undefined: the plugin's default. */
   compress?: boolean | undefined
+  /** Raw framing with `etag` and `length`: Range requests are served. */
+  resumable?: Resumable | undefined
+  /** ndjson framing with `id`: each data record carries an id. */
+  id?: RecordId | undefined
 }
 
 /** Defaults a plugin registration sets for every call. */
@@ -59,11 +90,15 @@ export function whyInvalidFraming (value: unknown): string | undefined {
   return value === 'raw' || value === 'ndjson' ? undefined : `must be 'raw' or 'ndjson', got ${describe(value)}`
 }
 
-/** Per-call options merged over the plugin's defaults. Throws FaultlineStreamOptionError. */
-export function resolveStreamOptions (options: unknown, defaults: StreamDefaults): ResolvedStreamOptions {
+/**
+ * Per-call options merged over the plugin's defaults. `fromFunction`: the
+ * source is a function, the only kind that can start where a resumed request
+ * asks. Throws FaultlineStreamOptionError.
+ */
+export function resolveStreamOptions (options: unknown, defaults: StreamDefaults, fromFunction: boolean): ResolvedStreamOptions {
   if (options === undefined) return { type: undefined, framing: 'raw', idleTimeout: defaults.idleTimeout }
   if (options === null || typeof options !== 'object') throw new FaultlineStreamOptionError('options', `must be an object, got ${describe(options)}`)
-  const { type, framing, idleTimeout, compress } = options as StreamSafeOptions
+  const { type, framing, idleTimeout, compress, etag, length, id } = options as StreamSafeOptions & { etag?: unknown, length?: unknown, id?: unknown }
   if (type !== undefined && (typeof type !== 'string' || !HEADER_VALUE.test(type))) {
     throw new FaultlineStreamOptionError('type', `must be a non-empty content type without control characters, got ${describe(type)}`)
   }
@@ -72,7 +107,50 @@ export function resolveStreamOptions (options: unknown, defaults: StreamDefaults
   const badIdle = idleTimeout === undefined ? undefined : whyInvalidMs(idleTimeout, 0, ' (off)')
   if (badIdle !== undefined) throw new FaultlineStreamOptionError('idleTimeout', badIdle)
   if (compress !== undefined && typeof compress !== 'boolean') throw new FaultlineStreamOptionError('compress', `must be a boolean, got ${describe(compress)}`)
-  return { type, framing: framing ?? 'raw', idleTimeout: idleTimeout ?? defaults.idleTimeout, compress }
+  const resolvedFraming = framing ?? 'raw'
+  return {
+    type,
+    framing: resolvedFraming,
+    idleTimeout: idleTimeout ?? defaults.idleTimeout,
+    compress,
+    resumable: resumableOption(etag, length, resolvedFraming, fromFunction),
+    id: idOption(id, resolvedFraming, fromFunction)
+  }
+}
+
+/** `etag` + `length`, checked: both or neither, raw framing, a function source, a strong tag, a size. */
+function resumableOption (etag: unknown, length: unknown, framing: StreamFraming, fromFunction: boolean): Resumable | undefined {
+  if (etag === undefined && length === undefined) return undefined
+  const option = etag === undefined ? 'length' : 'etag'
+  if (etag === undefined || length === undefined) {
+    throw new FaultlineStreamOptionError(option, 'give etag and length together: a Range request needs both the entity-tag and the size in bytes')
+  }
+  if (framing !== 'raw') throw new FaultlineStreamOptionError(option, 'byte ranges are for raw framing; an ndjson stream resumes with the id option (Last-Event-ID)')
+  if (!fromFunction) {
+    throw new FaultlineStreamOptionError(option, 'needs a source function (signal, { offset }) => stream, so that a Range request can start the source at its offset')
+  }
+  if (isWeakEtag(etag)) {
+    throw new FaultlineStreamOptionError('etag', `a weak entity-tag cannot validate byte ranges (${describe(etag)}): If-Range uses strong comparison only (RFC 9110), since a weak tag promises equivalent content, not identical bytes; give a strong tag that changes whenever a byte does`)
+  }
+  const strong = strongEtag(etag)
+  if (strong === undefined) {
+    throw new FaultlineStreamOptionError('etag', `must be a strong entity-tag ("v1") or its characters (visible ASCII, no quote, no space), got ${describe(etag)}`)
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw new FaultlineStreamOptionError('length', `must be the size in bytes, a non-negative safe integer, got ${describe(length)}`)
+  }
+  return { etag: strong, length }
+}
+
+/** `id`, checked: a function, ndjson framing, a function source (which gets `lastEventId`). */
+function idOption (id: unknown, framing: StreamFraming, fromFunction: boolean): RecordId | undefined {
+  if (id === undefined) return undefined
+  if (typeof id !== 'function') throw new FaultlineStreamOptionError('id', `must be a function (item, index) => string, got ${describe(id)}`)
+  if (framing !== 'ndjson') throw new FaultlineStreamOptionError('id', "record ids are for framing: 'ndjson'; a raw stream resumes with etag and length (Range)")
+  if (!fromFunction) {
+    throw new FaultlineStreamOptionError('id', 'needs a source function (signal, { lastEventId }) => stream, so that a resumed request can start after the last record the client received')
+  }
+  return id as RecordId
 }
 
 /** Whether `value` has a method `key`. Never throws: a hostile getter means "no". */

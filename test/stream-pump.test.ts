@@ -14,14 +14,14 @@ guardProcess(t)
 class FakeSink extends EventEmitter {
   writableEnded = false
   writes: Array<string | Uint8Array> = []
-  ended: string | undefined = undefined
+  ended: string | Uint8Array | undefined = undefined
   writeResult = true
   write (chunk: string | Uint8Array): boolean {
     this.writes.push(chunk)
     return this.writeResult
   }
 
-  end (chunk?: string): void {
+  end (chunk?: string | Uint8Array): void {
     this.ended = chunk ?? ''
   }
 }
@@ -208,7 +208,7 @@ t.test('lib helpers', async t => {
   const own = new NotFoundError()
   t.equal(sourceFault(own, true), own)
 
-  t.same(resolveStreamOptions(undefined, { idleTimeout: 5 }), { type: undefined, framing: 'raw', idleTimeout: 5 })
-  t.same(resolveStreamOptions({ framing: 'ndjson', idleTimeout: 0, type: 'a/b' }, { idleTimeout: 5 }), { type: 'a/b', framing: 'ndjson', idleTimeout: 0 })
-  t.same(resolveStreamOptions({}, { idleTimeout: 5 }), { type: undefined, framing: 'raw', idleTimeout: 5 })
+  t.same(resolveStreamOptions(undefined, { idleTimeout: 5 }, false), { type: undefined, framing: 'raw', idleTimeout: 5 })
+  t.same(resolveStreamOptions({ framing: 'ndjson', idleTimeout: 0, type: 'a/b' }, { idleTimeout: 5 }, false), { type: 'a/b', framing: 'ndjson', idleTimeout: 0 })
+  t.same(resolveStreamOptions({}, { idleTimeout: 5 }, false), { type: undefined, framing: 'raw', idleTimeout: 5 })
 })

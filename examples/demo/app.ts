@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomInt, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import {
@@ -28,6 +28,15 @@ const ASSETS: Record<string, { type: string, body: string }> = {
 }
 
 const BOOKS = new Map([['1', { id: '1', title: 'The Mythical Man-Month', year: 1975 }]])
+
+// The resumable download: a few MB, the same bytes every time, and an ETag
+// from their hash (it names the content, not this process).
+const DOWNLOAD = Buffer.alloc(4 * 1024 * 1024)
+for (let i = 0, x = 2463534242; i < DOWNLOAD.length; i++) {
+  x ^= x << 13; x ^= x >>> 17; x ^= x << 5
+  DOWNLOAD[i] = x & 0xff
+}
+const DOWNLOAD_SHA256 = createHash('sha256').update(DOWNLOAD).digest('hex')
 
 /** The demo: every faultline plugin registered, one route per way to fail, and the page that triggers them. */
 export async function buildDemo (options: DemoOptions = {}): Promise<FastifyInstance> {
@@ -95,6 +104,34 @@ export async function buildDemo (options: DemoOptions = {}): Promise<FastifyInst
     }
     throw new BadGatewayError('Export upstream reset the connection after row 3 of 10')
   }))
+
+  // Resumable stream: etag + length make Range requests work. Each download
+  // (one session id) breaks twice at random offsets; the client resumes
+  // with Range + If-Range and gets 206s from exactly where it stopped.
+  const downloads = new Map<string, number[]>()
+  app.get<{ Querystring: { session?: string } }>('/api/download', async (request, reply) => {
+    const session = String(request.query.session ?? '')
+    let breaks = downloads.get(session)
+    if (breaks === undefined) {
+      if (downloads.size > 1000) downloads.clear()
+      const third = Math.floor(DOWNLOAD.length / 3)
+      breaks = [randomInt(1, third), randomInt(third, 2 * third)]
+      downloads.set(session, breaks)
+    }
+    const plan = breaks
+    return reply.type('application/octet-stream').streamSafe(async function * (signal, { offset }) {
+      while (plan.length > 0 && plan[0]! <= offset) plan.shift()
+      const failAt = plan.shift()
+      for (let at = offset; at < DOWNLOAD.length;) {
+        const end = Math.min(at + 64 * 1024, DOWNLOAD.length, failAt ?? Infinity)
+        yield DOWNLOAD.subarray(at, end)
+        at = end
+        if (at === failAt) throw new BadGatewayError(`Storage node dropped the connection at byte ${at}`)
+        await sleep(5, undefined, { signal })
+      }
+    }, { etag: DOWNLOAD_SHA256.slice(0, 32), length: DOWNLOAD.length })
+  })
+  app.get('/api/download/sha256', async () => ({ sha256: DOWNLOAD_SHA256, length: DOWNLOAD.length }))
 
   // Stream, ndjson: framed records, so the failure can still be said in-band as a last record.
   app.get('/api/stream/ndjson', async (request, reply) => reply.streamSafe(async function * (signal) {

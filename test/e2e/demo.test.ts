@@ -46,7 +46,7 @@ async function field (page: Page, name: string, label: string): Promise<string> 
   return await page.locator(`[data-panel="${name}"] dd[data-field="${label}"]`).innerText()
 }
 
-const PANELS = ['not-found', 'internal', 'validation', 'stream-raw', 'stream-ndjson', 'sse', 'websocket', 'reconnect', 'background']
+const PANELS = ['not-found', 'internal', 'validation', 'stream-raw', 'stream-ndjson', 'resume', 'sse', 'websocket', 'reconnect', 'background']
 
 demo.test('the page loads with its script and style', async (t, page) => {
   t.equal(await page.title(), 'fastify-faultline demo')
@@ -105,6 +105,21 @@ demo.test('stream, ndjson: the error record is thrown as the class the route thr
   t.match(o.fault, { className: 'ServiceUnavailableError', status: 503, code: 'SERVICE_UNAVAILABLE', message: 'Inventory shard 3 is rebalancing; try again shortly', retryAfter: 5 })
   t.equal(await field(page, 'stream-ndjson', 'class'), 'ServiceUnavailableError')
   t.equal(await field(page, 'stream-ndjson', 'retry after'), '5 s')
+})
+
+demo.test('resume: a download broken twice finishes through 206s with the expected checksum', async (t, page) => {
+  const o = await run(t, page, 'resume')
+  t.equal(o.attempts.length, 3, 'the first request and two resumes')
+  t.match(o.attempts[0], { range: null, ifRange: null, status: 200, contentRange: null })
+  for (const a of o.attempts.slice(1)) {
+    t.match(a, { range: /^bytes=\d+-$/, ifRange: /^"[0-9a-f]{32}"$/, status: 206 })
+    t.equal(a.contentRange, `bytes ${/^bytes=(\d+)-$/.exec(a.range)![1]}-${o.length - 1}/${o.length}`, 'each 206 starts where the client asked')
+  }
+  t.equal(o.bytes, o.length)
+  t.equal(o.sha256, o.expected, 'the checksum of what arrived equals the source\'s')
+  t.equal(o.match, true)
+  t.equal(await field(page, 'resume', 'checksum'), 'equal')
+  t.equal(await field(page, 'resume', '206 responses'), '2')
 })
 
 demo.test('SSE: readEvents throws the terminal ForbiddenError after one request', async (t, page) => {

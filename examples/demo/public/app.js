@@ -20,6 +20,7 @@ const runners = {
   }),
   'stream-raw': streamRaw,
   'stream-ndjson': streamNdjson,
+  resume: resumeDownload,
   sse: subscribe,
   websocket: chat,
   reconnect,
@@ -178,6 +179,46 @@ async function streamRaw () {
       ['request id', fault?.details?.requestId ?? '(none)']
     ],
     body: text
+  }
+}
+
+async function resumeDownload () {
+  // A fetch that records every attempt: what the client asked, what came back.
+  const attempts = []
+  const recording = async (url, init) => {
+    const res = await fetch(url, init)
+    const headers = new Headers(init?.headers)
+    attempts.push({ range: headers.get('range'), ifRange: headers.get('if-range'), status: res.status, contentRange: res.headers.get('content-range') })
+    return res
+  }
+  const session = crypto.randomUUID()
+  const chunks = []
+  let bytes = 0
+  for await (const chunk of client.readBody(`/api/download?session=${session}`, { fetch: recording, retry: { baseDelay: 50, maxDelay: 500 } })) {
+    chunks.push(chunk)
+    bytes += chunk.byteLength
+  }
+  const all = new Uint8Array(bytes)
+  let at = 0
+  for (const chunk of chunks) {
+    all.set(chunk, at)
+    at += chunk.byteLength
+  }
+  const digest = [...new Uint8Array(await crypto.subtle.digest('SHA-256', all))].map(b => b.toString(16).padStart(2, '0')).join('')
+  const expected = await (await fetch('/api/download/sha256')).json()
+  const partials = attempts.filter(a => a.status === 206).length
+  const match = digest === expected.sha256
+  return {
+    observed: { attempts, bytes, sha256: digest, expected: expected.sha256, length: expected.length, match },
+    facts: [
+      ['attempts', attempts.length],
+      ['206 responses', partials, partials > 0 ? 'good' : 'warn'],
+      ['bytes', `${bytes} of ${expected.length}`, bytes === expected.length ? 'good' : 'bad'],
+      ['sha256', digest.slice(0, 16) + '…'],
+      ['expected', expected.sha256.slice(0, 16) + '…'],
+      ['checksum', match ? 'equal' : 'DIFFERENT', match ? 'good' : 'bad']
+    ],
+    body: attempts.map((a, i) => `#${i + 1} ${a.range === null ? 'GET (whole body)' : `Range: ${a.range}, If-Range: ${a.ifRange}`}\n   -> ${a.status}${a.contentRange ? ` Content-Range: ${a.contentRange}` : ''}`).join('\n')
   }
 }
 
