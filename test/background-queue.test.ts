@@ -212,7 +212,7 @@ t.test('every task gets a real signal that aborts at shutdown, however it is dec
   await q.shutdown(1)
   t.ok(signals.every(s => s.aborted), 'each one aborted')
   t.same(failures.map(f => [f[0], f[1]]), [['rest', 'cut-short'], ['default', 'cut-short'], ['arguments', 'cut-short'], ['timed', 'cut-short']])
-  t.equal(signals[3]!.reason, failures[3]![2], "a task with a timeout has its own signal: the reason is its reported fault")
+  t.equal(signals[3]!.reason, failures[3]![2], 'a task with a timeout has its own signal: the reason is its reported fault')
   t.equal((signals[0]!.reason as { code: string }).code, 'SERVICE_UNAVAILABLE', 'a shared signal aborts with a shutdown fault')
 })
 
