@@ -141,7 +141,7 @@ interface Running<C> {
 
 interface Delayed<C> {
   readonly task: QueuedTask<C>
-  readonly timer: ReturnType<typeof setTimeout>
+  timer: ReturnType<typeof setTimeout> | undefined
 }
 
 /** The fault a timed-out task is reported with; also its signal's abort reason. */
@@ -398,17 +398,27 @@ export class TaskQueue<C> {
   /** Runs a failed task again after `delay` ms, in a lane of its own; it stays pending meanwhile. */
   private later (task: QueuedTask<C>, delay: number): void {
     this.queued++
-    const entry: Delayed<C> = {
-      task,
-      timer: setTimeout(() => {
-        this.delayed.delete(entry)
-        const lane = this.lane(task.context)
-        lane.state = 'open'
-        lane.tasks.push(task)
-        this.waitingLanes.add(lane)
-        this.makeReady(lane)
-      }, delay)
-    }
+    this.wait({ task, timer: undefined }, Date.now() + delay)
+  }
+
+  /**
+   * A timer measures from the event loop's cached clock, which may already
+   * be a little behind: re-arm until the wall clock reaches `due`, so a
+   * retry never starts sooner than its delay (a fault's `retryAfter`).
+   */
+  private wait (entry: Delayed<C>, due: number): void {
+    entry.timer = setTimeout(() => {
+      if (Date.now() < due) {
+        this.wait(entry, due)
+        return
+      }
+      this.delayed.delete(entry)
+      const lane = this.lane(entry.task.context)
+      lane.state = 'open'
+      lane.tasks.push(entry.task)
+      this.waitingLanes.add(lane)
+      this.makeReady(lane)
+    }, Math.max(due - Date.now(), 1))
     this.delayed.add(entry)
   }
 

@@ -260,6 +260,27 @@ t.test('a retry policy runs a failed task again after its delay, counting it pen
   t.same(q.stats(), { pending: 0, queued: 0, running: 0 })
 })
 
+t.test('a retry whose timer fires before the wall clock reaches its due time waits the rest', async t => {
+  const { q } = queue(1)
+  const lane = q.lane('clock')
+  q.open(lane)
+  const realNow = Date.now
+  t.teardown(() => { Date.now = realNow })
+  const runs: number[] = []
+  let calls = -1
+  // Calls after the policy: the due time, the timer's delay, then the check when it fires: that one lags.
+  Date.now = () => (++calls === 2 ? realNow() - 1000 : realNow())
+  q.push(lane, (_signal, attempt) => {
+    runs.push(realNow())
+    if (attempt === 1) throw new Error('again')
+  }, 'clock', undefined, () => { calls = 0; return 30 })
+  await q.idle()
+  Date.now = realNow
+  t.equal(runs.length, 2)
+  t.ok(calls >= 3, 'the timer was re-armed once the lagging clock said it was early')
+  t.ok(runs[1]! - runs[0]! >= 30, 'never sooner than the delay')
+})
+
 t.test('a retry policy that throws gives up; a retry waiting at shutdown is reported as not started', async t => {
   const { q, failures } = queue(2)
   const lane = q.lane('p')
