@@ -3,7 +3,7 @@ import { InternalError, NotImplementedError, ServiceUnavailableError, type Fault
 import { toFault } from './normalize.js'
 import { taskTimedOut } from './background-queue.js'
 import { FaultlineMissingPeerError } from './errors.js'
-import { LazySignal, retryWait, taskContext, type BackgroundBackoff, type TaskDefinition } from './background-tasks.js'
+import { LazySignal, retryWait, taskContext, type BackgroundBackoff, type DurableWorkerOptions, type KeepJobs, type TaskDefinition } from './background-tasks.js'
 
 // Named tasks as BullMQ jobs: the producer (enqueue) and the worker (run),
 // with the taxonomy's failure policy. Everything BullMQ-specific lives here;
@@ -12,19 +12,6 @@ import { LazySignal, retryWait, taskContext, type BackgroundBackoff, type TaskDe
 
 export type BullmqModule = typeof Bullmq
 
-/** BullMQ's `removeOnComplete` / `removeOnFail`: keep all (`false`), none (`true`), or the last N. */
-export type KeepJobs = boolean | number
-
-export interface DurableWorkerOptions {
-  /** Jobs this process runs at once. */
-  concurrency: number
-  /** BullMQ's job lock (ms): a job whose worker stops renewing it for that long is run again elsewhere. */
-  lockDuration?: number | undefined
-  /** How often (ms) this worker looks for jobs whose lock expired. */
-  stalledInterval?: number | undefined
-  /** How many times a job may be recovered that way before it fails. */
-  maxStalledCount?: number | undefined
-}
 
 /** What a report of a job says about it. */
 export interface JobInfo {

@@ -37,6 +37,21 @@ export interface BackgroundDefineOptions {
   timeout?: number
 }
 
+/** BullMQ's `removeOnComplete` / `removeOnFail`: keep all (`false`), none (`true`), or the last N. */
+export type KeepJobs = boolean | number
+
+/** A BullMQ worker's settings (the types live here so no public type depends on `bullmq`'s). */
+export interface DurableWorkerOptions {
+  /** Jobs this process runs at once. */
+  concurrency: number
+  /** BullMQ's job lock (ms): a job whose worker stops renewing it for that long is run again elsewhere. */
+  lockDuration?: number | undefined
+  /** How often (ms) this worker looks for jobs whose lock expired. */
+  stalledInterval?: number | undefined
+  /** How many times a job may be recovered that way before it fails. */
+  maxStalledCount?: number | undefined
+}
+
 export interface TaskDefinition {
   readonly name: string
   readonly handler: BackgroundTaskHandler

@@ -7,9 +7,9 @@ import { describe, ServiceUnavailableError, type Fault } from '../lib/fault.js'
 import { toFault } from '../lib/normalize.js'
 import {
   defineTask, isCount, isDelay, MAX_DELAY, retryDelay, serializePayload, taskContext,
-  type BackgroundDefineOptions, type BackgroundTaskHandler, type TaskDefinition
+  type BackgroundDefineOptions, type BackgroundTaskHandler, type DurableWorkerOptions, type KeepJobs, type TaskDefinition
 } from '../lib/background-tasks.js'
-import { importBullmq, openBullmqQueue, type DurableQueue, type DurableWorkerOptions, type KeepJobs } from '../lib/background-bullmq.js'
+import { importBullmq, openBullmqQueue, type DurableQueue } from '../lib/background-bullmq.js'
 
 export type { BackgroundDefineOptions, BackgroundTaskHandler, BackgroundTaskContext, BackgroundBackoff } from '../lib/background-tasks.js'
 
@@ -26,9 +26,9 @@ export interface FaultlineBackgroundQueueOptions {
    * Default: a worker running `concurrency` jobs at once (the plugin's).
    */
   worker?: false | Partial<DurableWorkerOptions>
-  /** BullMQ's `removeOnComplete`: `true` (default) removes a job once done, a number keeps that many. */
+  /** BullMQ's `removeOnComplete` for the jobs this instance enqueues: `true` (default) removes a job once done, a number keeps that many, `false` all. */
   removeOnComplete?: KeepJobs
-  /** BullMQ's `removeOnFail`: keeps the last 1000 failed jobs by default; `false` keeps all. */
+  /** BullMQ's `removeOnFail` for the jobs this instance enqueues: keeps the last 1000 failed jobs by default; `false` keeps all. */
   removeOnFail?: KeepJobs
 }
 
