@@ -12,7 +12,6 @@ import { LazySignal, retryWait, taskContext, type BackgroundBackoff, type Durabl
 
 export type BullmqModule = typeof Bullmq
 
-
 /** What a report of a job says about it. */
 export interface JobInfo {
   name: string
