@@ -78,8 +78,9 @@ export async function importBullmq (load: () => Promise<unknown> = async () => a
   }
 }
 
-function backoffOf (type: string | undefined, delay: unknown): BackgroundBackoff {
-  return { type: type === `${BACKOFF_TYPE}fixed` ? 'fixed' : 'exponential', delay: typeof delay === 'number' ? delay : 0 }
+/** The backoff `enqueue` gave the job: `{ type: 'faultline:<type>', delay }`. */
+function backoffOf (type: string | undefined, delay: number): BackgroundBackoff {
+  return { type: type === `${BACKOFF_TYPE}fixed` ? 'fixed' : 'exponential', delay }
 }
 
 function jobInfo (job: Bullmq.Job): JobInfo {
@@ -167,20 +168,22 @@ export function openBullmqQueue (options: DurableQueueOptions): DurableQueue {
       settings: {
         // The taxonomy's backoff: never sooner than the fault's retryAfter.
         backoffStrategy (attemptsMade, type, err, job) {
-          const fault = err === undefined ? undefined : faults.get(err)
-          const backoff = (job?.opts as { backoff?: { delay?: unknown } } | undefined)?.backoff
-          return retryWait(backoffOf(type, backoff?.delay), attemptsMade, fault)
+          const { delay } = (job!.opts as { backoff: { delay: number } }).backoff
+          return retryWait(backoffOf(type, delay), attemptsMade, faults.get(err!))
         }
       }
     })
     worker.on('error', options.onError)
-    worker.on('failed', (job, err) => {
-      if (job === undefined) return
-      // BullMQ's own failures (a job stalled or started too many times) carry no fault of ours.
-      const fault = faults.get(err) ?? new InternalError(`Background task "${job.name}" failed in the queue: ${err.message}`, { cause: err })
-      if (typeof job.finishedOn === 'number') options.onFailed(fault, jobInfo(job))
-      else options.onRetry(fault, jobInfo(job), job.delay)
-    })
+    // BullMQ emits `failed` with the job that failed (typed optional).
+    worker.on('failed', (job, err) => { jobFailed(job!, err) })
+  }
+
+  /** A run failed: reported when BullMQ has failed the job for good (`finishedOn`), else logged as a retry. */
+  function jobFailed (job: Bullmq.Job, err: Error): void {
+    // BullMQ's own failures (a job stalled or started too many times) carry no fault of ours.
+    const fault = faults.get(err) ?? new InternalError(`Background task "${job.name}" failed in the queue: ${err.message}`, { cause: err })
+    if (typeof job.finishedOn === 'number') options.onFailed(fault, jobInfo(job))
+    else options.onRetry(fault, jobInfo(job), job.delay)
   }
 
   return {
