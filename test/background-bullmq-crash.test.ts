@@ -23,9 +23,9 @@ guardProcess(t)
 
 const TASKS = 1000
 
+/** The environment without tap's hooks and coverage: a worker is a plain `node --import tsx` process. */
 function withoutCoverage (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { NODE_V8_COVERAGE: _coverage, ...rest } = env
-  return rest
+  return Object.fromEntries(Object.entries(env).filter(([key]) => key !== 'NODE_V8_COVERAGE' && key !== 'NODE_OPTIONS' && !/^_?TAP/i.test(key)))
 }
 const redisServer = await testRedis(t)
 if (redisServer !== undefined) {
@@ -47,8 +47,8 @@ if (redisServer !== undefined) {
     const start = async (name: string): Promise<void> => {
       const child = fork(new URL('./helpers/bullmq-worker.ts', import.meta.url), {
         execArgv: ['--import', 'tsx'],
-        // No V8 coverage from the workers: they load the code through tsx, not tap's loader, and a
-        // SIGKILLed one writes none; the same code is covered in process by the other files.
+        // No tap hooks or V8 coverage in the workers: they load the code through tsx, a SIGKILLed
+        // one writes none, and the same code is covered in process by the other files.
         env: { ...withoutCoverage(process.env), REDIS_URL: url, PREFIX: prefix, WORKER_NAME: name, REPORTS: reportsFile },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc']
       })
