@@ -1,9 +1,10 @@
 import type { Test } from 'tap'
 import { answers, startRedisServer } from './redis-server.js'
+import { external, MissingExternalError } from './external.js'
 
 // A Redis for the BullMQ tests: REDIS_URL when set, else a `redis-server` of
 // our own on a free loopback port, stopped in teardown. Outside CI with
-// neither, the file skips with one line; under CI=true that is a failure
+// neither, the file skips with one line; under CI that is a failure
 // (.ci/run installs redis-server).
 
 export interface TestRedis {
@@ -24,26 +25,23 @@ function connectionOf (url: string): TestRedis['connection'] {
 }
 
 /**
- * A Redis for this test file, or `undefined` after a one-line skip (outside
- * CI). Under CI=true a missing Redis fails the file.
+ * A Redis for this test file, or `undefined` when there is none: outside CI
+ * the file is then skipped with one line, under CI it fails (see
+ * helpers/external.ts).
  */
 export async function testRedis (t: Test): Promise<TestRedis | undefined> {
-  const url = process.env.REDIS_URL
-  let found: string
-  if (url !== undefined && url !== '') {
-    if (await answers(url, 3000)) return { connection: connectionOf(url), url }
-    found = `no Redis answers at REDIS_URL=${url}`
-  } else {
-    const server = await startRedisServer()
-    if (typeof server !== 'string') {
-      t.teardown(server.stop)
-      return { connection: connectionOf(server.url), url: server.url }
+  const fixture = await external(t, 'the BullMQ tests', async () => {
+    const url = process.env.REDIS_URL
+    if (url !== undefined && url !== '') {
+      if (await answers(url, 3000)) return { connection: connectionOf(url), url }
+      throw new MissingExternalError(`no Redis answers at REDIS_URL=${url}`)
     }
-    found = server
-  }
-  if (process.env.CI === 'true') throw new Error(`Redis is required under CI=true: ${found}. Install redis-server (.ci/run does) or set REDIS_URL.`)
-  t.plan(0, `skipped: ${found} (these BullMQ tests need Redis; they are required under CI=true)`)
-  return undefined
+    const server = await startRedisServer()
+    if (typeof server === 'string') throw new MissingExternalError(`${server}: install redis-server (apt-get install redis-server; .ci/run does) or set REDIS_URL`)
+    t.teardown(server.stop)
+    return { connection: connectionOf(server.url), url: server.url }
+  })
+  return fixture.value
 }
 
 /** A fresh key prefix, so tests sharing one Redis (REDIS_URL) never see each other's jobs. */
