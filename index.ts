@@ -33,7 +33,8 @@ export type {
 export { faultlineBackground } from './plugins/background.js'
 export type {
   FaultlineBackgroundOptions, FaultlineBackground, BackgroundTask, BackgroundTaskOptions,
-  BackgroundScheduleOptions, BackgroundStats
+  BackgroundScheduleOptions, BackgroundStats, FaultlineBackgroundQueueOptions,
+  BackgroundDefineOptions, BackgroundTaskHandler, BackgroundTaskContext, BackgroundBackoff
 } from './plugins/background.js'
 export { faultlineSse } from './plugins/sse.js'
 export type { FaultlineSseOptions, SseFaultOptions, FaultlineSse } from './plugins/sse.js'

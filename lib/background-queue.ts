@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { GatewayTimeoutError, ServiceUnavailableError, type Fault } from './fault.js'
 
 // The bounded task queue behind `reply.background()`. Pure: no Fastify
@@ -6,9 +7,17 @@ import { GatewayTimeoutError, ServiceUnavailableError, type Fault } from './faul
 // tasks one after another in scheduling order, and lanes share a global
 // concurrency limit. Every task counts as pending from the moment it is
 // accepted, so `idle()` also waits for tasks whose response is still going out.
+// A task may carry a retry policy: a failed run is then run again after the
+// delay the policy gives, in a lane of its own, still counted as pending.
 
 /** A background task: receives a signal that aborts on its timeout or on shutdown. */
 export type BackgroundTaskFn = (signal: AbortSignal) => unknown
+
+/** What the queue runs: the task's signal, and which run this is (1 for the first). */
+export type TaskRunFn = (signal: AbortSignal, attempt: number) => unknown
+
+/** Given a run's failure and its number, the delay (ms) before the next run, or `undefined` to give up. */
+export type RetryPolicy = (error: unknown, attempt: number) => number | undefined
 
 /** Why a task did not complete normally. */
 export type TaskOutcome =
@@ -24,11 +33,15 @@ export type TaskOutcome =
   | 'refused'
 
 export interface QueuedTask<C> {
-  readonly fn: BackgroundTaskFn
+  readonly fn: TaskRunFn
   readonly name: string
+  /** Per run. */
   readonly timeout: number | undefined
   /** What the task belongs to (the request, for the plugin). */
   readonly context: C
+  readonly retry: RetryPolicy | undefined
+  /** Runs started so far. */
+  attempts: number
 }
 
 export interface TaskQueueOptions<C> {
@@ -36,7 +49,11 @@ export interface TaskQueueOptions<C> {
   concurrency: number
   /** Accepted tasks not started yet (gated or waiting for a slot), over all lanes. */
   maxQueued: number
-  /** Called once per task that did not complete normally; the error is a fault for every outcome but `failed`. */
+  /**
+   * Called once per task that did not complete normally (for a task with a
+   * retry policy: once its policy gave up); the error is a fault for every
+   * outcome but `failed`.
+   */
   onFailure: (error: unknown, task: QueuedTask<C>, outcome: TaskOutcome) => void
 }
 
@@ -46,7 +63,7 @@ export type PushResult = 'accepted' | 'refused' | 'skipped'
 export interface QueueStats {
   /** Accepted and not settled: gated, queued or running. */
   pending: number
-  /** Accepted and not started: gated (response not sent yet) or waiting for a slot. */
+  /** Accepted and not started: gated (response not sent yet), waiting for a slot, or for a retry. */
   queued: number
   running: number
 }
@@ -94,16 +111,38 @@ export class TaskLane<C> {
   constructor (readonly context: C) {}
 }
 
+/**
+ * A signal shared by a batch of tasks without a timeout: building an
+ * `AbortSignal` is most of a task's cost (see `start`). Such a signal only
+ * ever aborts at shutdown, when every running task is cut short at once, so
+ * sharing it changes nothing a task can see. A generation serves at most
+ * `GENERATION_SIZE` tasks and is dropped once the last of them settles, with
+ * whatever listeners they left on it.
+ */
+interface SignalGeneration {
+  readonly controller: AbortController
+  readonly signal: AbortSignal
+  served: number
+  running: number
+}
+
+const GENERATION_SIZE = 64
+
 interface Running<C> {
   readonly task: QueuedTask<C>
   readonly lane: TaskLane<C>
-  /** Only for tasks that declare the signal parameter (see `start`). */
+  /** The task's own signal, for a task with a timeout. */
   readonly controller: AbortController | undefined
+  /** The shared signal, for a task without one. */
+  readonly generation: SignalGeneration | undefined
   timer: ReturnType<typeof setTimeout> | undefined
   settled: boolean
 }
 
-const NEVER_ABORTED = new AbortController().signal
+interface Delayed<C> {
+  readonly task: QueuedTask<C>
+  timer: ReturnType<typeof setTimeout> | undefined
+}
 
 /** The fault a timed-out task is reported with; also its signal's abort reason. */
 export function taskTimedOut (name: string, ms: number): Fault {
@@ -118,6 +157,11 @@ export class TaskQueue<C> {
   private readonly active = new Set<Running<C>>()
   /** Lanes holding tasks not started yet, so shutdown can find them. */
   private readonly waitingLanes = new Set<TaskLane<C>>()
+  /** Failed tasks waiting for their next run. */
+  private readonly delayed = new Set<Delayed<C>>()
+  private generation: SignalGeneration | undefined = undefined
+  /** Generations with running tasks, so shutdown can abort them. */
+  private readonly generations = new Set<SignalGeneration>()
   private idleWaiters: Array<() => void> = []
   private pending = 0
   private queued = 0
@@ -136,11 +180,15 @@ export class TaskQueue<C> {
     return new TaskLane(context)
   }
 
-  /** Accepts a task into `lane`, unless the lane was dropped, the queue is full or it is shutting down. */
-  push (lane: TaskLane<C>, fn: BackgroundTaskFn, name: string, timeout: number | undefined): PushResult {
+  /**
+   * Accepts a task into `lane`, unless the lane was dropped, the queue is
+   * full or it is shutting down. With `retry`, a run that fails or times out
+   * is run again after the delay the policy gives (in a lane of its own).
+   */
+  push (lane: TaskLane<C>, fn: TaskRunFn, name: string, timeout: number | undefined, retry?: RetryPolicy): PushResult {
     // A dropped lane's tasks would never run, shutting down or not.
     if (lane.state === 'dropped') return 'skipped'
-    const task: QueuedTask<C> = { fn, name, timeout, context: lane.context }
+    const task: QueuedTask<C> = { fn, name, timeout, context: lane.context, retry, attempts: 0 }
     if (!this.accepting) {
       this.reportFailure(new ServiceUnavailableError(`Background task "${name}" refused: the server is shutting down`), task, 'refused')
       return 'refused'
@@ -214,16 +262,27 @@ export class TaskQueue<C> {
     }
     if (this.pending === 0) return
     this.stopped = true
+    // Every task still running is cut short, so every live shared signal aborts.
+    const cut = new ServiceUnavailableError('Background tasks were cut short by server shutdown')
+    for (const generation of this.generations) generation.controller.abort(cut)
     for (const run of [...this.active]) {
       const fault = new ServiceUnavailableError(`Background task "${run.task.name}" was cut short by server shutdown`)
       run.controller?.abort(fault)
       this.settle(run, fault, 'cut-short')
     }
-    for (const lane of [...this.waitingLanes]) {
-      for (const task of this.discard(lane, 'shutdown')) {
-        this.reportFailure(new ServiceUnavailableError(`Background task "${task.name}" was not started before server shutdown`), task, 'not-started')
-      }
+    const notStarted = (task: QueuedTask<C>): void => {
+      this.reportFailure(new ServiceUnavailableError(`Background task "${task.name}" was not started before server shutdown`), task, 'not-started')
     }
+    for (const lane of [...this.waitingLanes]) {
+      for (const task of this.discard(lane, 'shutdown')) notStarted(task)
+    }
+    for (const entry of this.delayed) {
+      clearTimeout(entry.timer)
+      this.pending--
+      this.queued--
+      notStarted(entry.task)
+    }
+    this.delayed.clear()
     this.checkIdle()
   }
 
@@ -254,27 +313,55 @@ export class TaskQueue<C> {
     if (lane.tasks.size === 0) this.waitingLanes.delete(lane)
     this.queued--
     lane.running = true
+    const attempt = ++task.attempts
     // Reading `controller.signal` builds an EventTarget: about 5 µs, most of
-    // a task's cost. A task declared without parameters cannot see its
-    // signal, so it gets a shared one that never aborts.
-    const controller = task.fn.length > 0 ? new AbortController() : undefined
-    const signal = controller === undefined ? NEVER_ABORTED : controller.signal
-    const run: Running<C> = { task, lane, controller, timer: undefined, settled: false }
-    this.active.add(run)
-    if (task.timeout !== undefined) {
+    // a task's cost. Only a task with a timeout needs a signal of its own;
+    // the others share one per generation, which aborts at shutdown.
+    let run: Running<C>
+    let signal: AbortSignal
+    if (task.timeout === undefined) {
+      const generation = this.sharedSignal()
+      signal = generation.signal
+      run = { task, lane, controller: undefined, generation, timer: undefined, settled: false }
+    } else {
       const ms = task.timeout
+      const controller = new AbortController()
+      signal = controller.signal
+      run = { task, lane, controller, generation: undefined, timer: undefined, settled: false }
       run.timer = setTimeout(() => {
         const fault = taskTimedOut(task.name, ms)
-        run.controller?.abort(fault)
+        controller.abort(fault)
         this.settle(run, fault, 'timed-out')
       }, ms)
     }
+    this.active.add(run)
     // The executor turns a synchronous throw into a rejection, and resolving
     // with a thenable adopts it (a hostile `then` getter rejects, never throws).
-    new Promise(resolve => { resolve(task.fn(signal)) }).then(
+    new Promise(resolve => { resolve(task.fn(signal, attempt)) }).then(
       () => { this.settle(run, undefined, undefined) },
       (err: unknown) => { this.settle(run, err, 'failed') }
     )
+  }
+
+  private sharedSignal (): SignalGeneration {
+    let generation = this.generation
+    if (generation === undefined || generation.served >= GENERATION_SIZE) {
+      const controller = new AbortController()
+      generation = { controller, signal: controller.signal, served: 0, running: 0 }
+      // Up to GENERATION_SIZE tasks may each listen: not a leak.
+      setMaxListeners(0, generation.signal)
+      this.generation = generation
+      this.generations.add(generation)
+    }
+    generation.served++
+    generation.running++
+    return generation
+  }
+
+  private release (generation: SignalGeneration): void {
+    if (--generation.running > 0) return
+    this.generations.delete(generation)
+    if (this.generation === generation) this.generation = undefined
   }
 
   /** Ends a running task once: whatever comes first of its result, its timeout, shutdown. Later outcomes are ignored. */
@@ -283,13 +370,56 @@ export class TaskQueue<C> {
     run.settled = true
     clearTimeout(run.timer)
     this.active.delete(run)
-    this.pending--
+    if (run.generation !== undefined) this.release(run.generation)
     const lane = run.lane
     lane.running = false
-    if (outcome !== undefined) this.reportFailure(error, run.task, outcome)
+    const delay = outcome === 'failed' || outcome === 'timed-out' ? this.retryDelay(run.task, error) : undefined
+    if (delay !== undefined) {
+      this.later(run.task, delay)
+    } else {
+      this.pending--
+      if (outcome !== undefined) this.reportFailure(error, run.task, outcome)
+    }
     if (lane.state === 'open' && lane.tasks.size > 0) this.ready.push(lane)
     this.pump()
     this.checkIdle()
+  }
+
+  private retryDelay (task: QueuedTask<C>, error: unknown): number | undefined {
+    if (task.retry === undefined || this.stopped) return undefined
+    try {
+      return task.retry(error, task.attempts)
+    } catch {
+      // A policy that throws gives up, rather than stall the queue.
+      return undefined
+    }
+  }
+
+  /** Runs a failed task again after `delay` ms, in a lane of its own; it stays pending meanwhile. */
+  private later (task: QueuedTask<C>, delay: number): void {
+    this.queued++
+    this.wait({ task, timer: undefined }, Date.now() + delay)
+  }
+
+  /**
+   * A timer measures from the event loop's cached clock, which may already
+   * be a little behind: re-arm until the wall clock reaches `due`, so a
+   * retry never starts sooner than its delay (a fault's `retryAfter`).
+   */
+  private wait (entry: Delayed<C>, due: number): void {
+    entry.timer = setTimeout(() => {
+      if (Date.now() < due) {
+        this.wait(entry, due)
+        return
+      }
+      this.delayed.delete(entry)
+      const lane = this.lane(entry.task.context)
+      lane.state = 'open'
+      lane.tasks.push(entry.task)
+      this.waitingLanes.add(lane)
+      this.makeReady(lane)
+    }, Math.max(due - Date.now(), 1))
+    this.delayed.add(entry)
   }
 
   /** Hands a task's failure to `onFailure` (report only: the queue moves on either way). */

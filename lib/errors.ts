@@ -45,6 +45,11 @@ export const FaultlinePeerRegisteredError = misuseError('FST_FAULTLINE_PEER_REGI
   (plugin: string, peer: string, ours: string, option: string) =>
     `${plugin}: ${peer} is already registered on this instance. Remove your own registration of it and pass its options to ${ours} instead (option \`${option}\`), so faultline can wrap its handlers and own its errorHandler and preClose.`)
 
+/** An option needs an optional peer dependency that is not installed: `(plugin, option, package, install)`. */
+export const FaultlineMissingPeerError = misuseError('FST_FAULTLINE_MISSING_PEER',
+  (plugin: string, option: string, pkg: string, install: string) =>
+    `${plugin}: option \`${option}\` needs the package '${pkg}', which is not installed. Install it: npm install ${install}`)
+
 /** A second faultlineWebsocket on the same HTTP server. */
 export const FaultlineWebsocketTwiceError = misuseError('FST_FAULTLINE_WEBSOCKET_TWICE',
   () => 'faultline-websocket: already registered on this HTTP server (in another encapsulation context). Register it once, at the root: each registration adds an upgrade listener, and two would both route every WebSocket request.')
@@ -81,6 +86,10 @@ export const FaultlineStreamLengthError = misuseError('FST_FAULTLINE_STREAM_LENG
 /** reply.streamSafe(): the response went out before the stream's first chunk. */
 export const FaultlineStreamAlreadySentError = misuseError('FST_FAULTLINE_STREAM_ALREADY_SENT',
   () => 'reply.streamSafe(): the response was already sent before the stream started; in an async handler, `return reply.streamSafe(...)` or `await` it')
+
+/** fastify.faultline.background.define(): the name, handler or options are invalid, or it came too late. */
+export const FaultlineInvalidTaskDefinitionError = misuseError('FST_FAULTLINE_INVALID_TASK_DEFINITION',
+  (problem: string) => `background.define: ${problem}`, TypeError)
 
 /** reply.background(): the task or its options are invalid. */
 export const FaultlineInvalidTaskError = misuseError('FST_FAULTLINE_INVALID_TASK',

@@ -1,10 +1,37 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { TaskQueue, type BackgroundTaskFn, type QueueStats, type TaskLane } from '../lib/background-queue.js'
-import { FaultlineInvalidTaskError } from '../lib/errors.js'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { TaskQueue, type BackgroundTaskFn, type QueueStats, type RetryPolicy, type TaskLane } from '../lib/background-queue.js'
+import { FaultlineInvalidOptionError, FaultlineInvalidTaskDefinitionError, FaultlineInvalidTaskError } from '../lib/errors.js'
 import { PluginOptions, whyInvalidMs } from '../lib/options.js'
 import { h2Completed, h2Stream } from '../lib/h2-response.js'
-import { describe } from '../lib/fault.js'
+import { describe, ServiceUnavailableError, type Fault } from '../lib/fault.js'
+import { toFault } from '../lib/normalize.js'
+import {
+  defineTask, isCount, isDelay, MAX_DELAY, retryDelay, serializePayload, taskContext,
+  type BackgroundDefineOptions, type BackgroundTaskHandler, type DurableWorkerOptions, type KeepJobs, type TaskDefinition
+} from '../lib/background-tasks.js'
+import { importBullmq, openBullmqQueue, type DurableQueue } from '../lib/background-bullmq.js'
+
+export type { BackgroundDefineOptions, BackgroundTaskHandler, BackgroundTaskContext, BackgroundBackoff } from '../lib/background-tasks.js'
+
+/** Named tasks as BullMQ jobs on Redis (`bullmq` must be installed). */
+export interface FaultlineBackgroundQueueOptions {
+  /** What BullMQ's `connection` takes: ioredis options (`{ host, port }`) or an ioredis client. */
+  connection: object
+  /** BullMQ's key prefix. Default: BullMQ's (`bull`). */
+  prefix?: string
+  /** The BullMQ queue. Default: `faultline`. */
+  name?: string
+  /**
+   * This process's worker: `false` for an instance that only enqueues.
+   * Default: a worker running `concurrency` jobs at once (the plugin's).
+   */
+  worker?: false | Partial<DurableWorkerOptions>
+  /** BullMQ's `removeOnComplete` for the jobs this instance enqueues: `true` (default) removes a job once done, a number keeps that many, `false` all. */
+  removeOnComplete?: KeepJobs
+  /** BullMQ's `removeOnFail` for the jobs this instance enqueues: keeps the last 1000 failed jobs by default; `false` keeps all. */
+  removeOnFail?: KeepJobs
+}
 
 export interface FaultlineBackgroundOptions {
   /** Tasks running at once, over the whole app. Default: 4. */
@@ -15,6 +42,8 @@ export interface FaultlineBackgroundOptions {
   shutdownTimeout?: number
   /** Default `timeout` (ms) for every task. Default: none. */
   timeout?: number
+  /** Run named tasks as BullMQ jobs instead of in process. */
+  queue?: FaultlineBackgroundQueueOptions
 }
 
 /** A background task. `signal` aborts on the task's timeout and when shutdown cuts it short. */
@@ -42,6 +71,12 @@ export interface BackgroundScheduleOptions extends BackgroundTaskOptions {
 /** `fastify.faultline.background`. */
 export interface FaultlineBackground {
   /**
+   * Defines a named task, for `reply.background(name, payload)`: in process,
+   * or with `queue` on any worker. Define every task before the app is ready,
+   * on every instance that enqueues or runs it.
+   */
+  define: <P = any>(name: string, handler: BackgroundTaskHandler<P>, options?: BackgroundDefineOptions) => void
+  /**
    * Schedules a task where there is no reply: a WebSocket handler or message
    * listener (pass `request`), a timer, a queue consumer. Same guarantees as
    * `reply.background()`; returns false when the task was refused or skipped.
@@ -61,7 +96,15 @@ declare module 'fastify' {
      * `ServiceUnavailableError`) or skipped (the route failed; logged at
      * debug). Tasks are also skipped when the response never completes.
      */
-    background: (task: BackgroundTask, options?: BackgroundTaskOptions) => boolean
+    background: {
+      (task: BackgroundTask, options?: BackgroundTaskOptions): boolean
+      /**
+       * Runs the task `define`d as `name` with `payload` (plain JSON, checked
+       * here: anything else throws) after this response has been sent: in
+       * process, or as a BullMQ job with `queue`. Same return value.
+       */
+      (name: string, payload?: unknown): boolean
+    }
   }
 }
 
@@ -85,26 +128,72 @@ function setLane (request: FastifyRequest, lane: Lane): void {
   (request as unknown as Record<typeof kLane, Lane | null>)[kLane] = lane
 }
 const DEFAULTS = { concurrency: 4, maxQueued: 1000, shutdownTimeout: 10_000 }
+const QUEUE_DEFAULTS = { name: 'faultline', removeOnComplete: true, removeOnFail: 1000 }
+const QUEUE_NAME = /^[\w.-]{1,128}$/
+
+interface QueueSettings {
+  connection: object
+  name: string
+  prefix: string | undefined
+  worker: DurableWorkerOptions | false
+  removeOnComplete: KeepJobs
+  removeOnFail: KeepJobs
+}
 
 interface Settings {
   concurrency: number
   maxQueued: number
   shutdownTimeout: number
   timeout: number | undefined
+  queue: QueueSettings | undefined
+}
+
+function invalid (option: string, message: string): never {
+  throw new FaultlineInvalidOptionError(PLUGIN, option, message)
+}
+
+function isKeepJobs (value: unknown): value is KeepJobs {
+  return typeof value === 'boolean' || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)
+}
+
+function validateWorker (worker: unknown, concurrency: number): DurableWorkerOptions | false {
+  if (worker === false) return false
+  if (worker === undefined) return { concurrency }
+  if (worker === null || typeof worker !== 'object') invalid('queue.worker', `must be false or an object, got ${describe(worker)}`)
+  const { concurrency: jobs = concurrency, lockDuration, stalledInterval, maxStalledCount } = worker as Partial<DurableWorkerOptions>
+  if (!isCount(jobs)) invalid('queue.worker.concurrency', `must be a positive integer, got ${describe(jobs)}`)
+  if (lockDuration !== undefined && !isDelay(lockDuration, 1)) invalid('queue.worker.lockDuration', `must be a number of milliseconds from 1 to ${MAX_DELAY}, got ${describe(lockDuration)}`)
+  if (stalledInterval !== undefined && !isDelay(stalledInterval, 1)) invalid('queue.worker.stalledInterval', `must be a number of milliseconds from 1 to ${MAX_DELAY}, got ${describe(stalledInterval)}`)
+  if (maxStalledCount !== undefined && !isKeepJobs(maxStalledCount)) invalid('queue.worker.maxStalledCount', `must be a non-negative integer, got ${describe(maxStalledCount)}`)
+  return { concurrency: jobs, lockDuration, stalledInterval, maxStalledCount: maxStalledCount as number | undefined }
+}
+
+function validateQueue (queue: unknown, concurrency: number): QueueSettings | undefined {
+  if (queue === undefined) return undefined
+  if (queue === null || typeof queue !== 'object') invalid('queue', `must be an object { connection, prefix?, name?, worker? }, got ${describe(queue)}`)
+  const { connection, prefix, name = QUEUE_DEFAULTS.name, worker, removeOnComplete = QUEUE_DEFAULTS.removeOnComplete, removeOnFail = QUEUE_DEFAULTS.removeOnFail } = queue as FaultlineBackgroundQueueOptions
+  if (connection === null || typeof connection !== 'object') invalid('queue.connection', `must be what BullMQ's connection takes (ioredis options or an ioredis client), got ${describe(connection)}`)
+  if (prefix !== undefined && (typeof prefix !== 'string' || prefix === '')) invalid('queue.prefix', `must be a non-empty string, got ${describe(prefix)}`)
+  if (typeof name !== 'string' || !QUEUE_NAME.test(name)) invalid('queue.name', `must be 1 to 128 letters, digits or _ . -, got ${describe(name)}`)
+  if (!isKeepJobs(removeOnComplete)) invalid('queue.removeOnComplete', `must be a boolean or a number of jobs to keep, got ${describe(removeOnComplete)}`)
+  if (!isKeepJobs(removeOnFail)) invalid('queue.removeOnFail', `must be a boolean or a number of jobs to keep, got ${describe(removeOnFail)}`)
+  return { connection, name, prefix, worker: validateWorker(worker, concurrency), removeOnComplete, removeOnFail }
 }
 
 function validate (opts: FaultlineBackgroundOptions): Settings {
-  const options = new PluginOptions(PLUGIN, opts, ['concurrency', 'maxQueued', 'shutdownTimeout', 'timeout'])
+  const options = new PluginOptions(PLUGIN, opts, ['concurrency', 'maxQueued', 'shutdownTimeout', 'timeout', 'queue'])
+  const concurrency = options.count('concurrency', DEFAULTS.concurrency)
   return {
-    concurrency: options.count('concurrency', DEFAULTS.concurrency),
+    concurrency,
     maxQueued: options.count('maxQueued', DEFAULTS.maxQueued, 'the queue is always bounded'),
     shutdownTimeout: options.ms('shutdownTimeout', 0, DEFAULTS.shutdownTimeout),
-    timeout: options.ms('timeout', 1)
+    timeout: options.ms('timeout', 1),
+    queue: validateQueue(options.get('queue'), concurrency)
   }
 }
 
 function taskSettings (task: unknown, options: unknown, defaultTimeout: number | undefined): { name: string, timeout: number | undefined } {
-  if (typeof task !== 'function') throw new FaultlineInvalidTaskError(`task must be a function (signal) => unknown, got ${describe(task)}`)
+  if (typeof task !== 'function') throw new FaultlineInvalidTaskError(`task must be a function (signal) => unknown or the name of a defined task, got ${describe(task)}`)
   if (options === undefined) return { name: task.name || 'anonymous', timeout: defaultTimeout }
   if (options === null || typeof options !== 'object') throw new FaultlineInvalidTaskError(`options must be an object, got ${describe(options)}`)
   const { name, timeout } = options as BackgroundTaskOptions
@@ -141,14 +230,48 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
   // has the same shape): a WeakMap entry per request costs the GC far more.
   fastify.decorateRequest(kLane, null)
 
+  const tasks = new Map<string, TaskDefinition>()
+  let started = false
+
   const queue = new TaskQueue<FastifyRequest | undefined>({
     concurrency: settings.concurrency,
     maxQueued: settings.maxQueued,
     onFailure (error, task) {
+      const request = task.context
       // Each task is its own occurrence: two tasks failing with one shared error are two reports.
-      faultline.report(error, { transport: 'background', phase: 'after-response', request: task.context, task: task.name, dedupe: false })
+      const context = { transport: 'background', phase: 'after-response', request, task: task.name, dedupe: false } as const
+      // A named task run in process (the only kind with a retry policy) says how many runs it made.
+      faultline.report(error, task.retry === undefined ? context : { ...context, requestId: request?.id, attempts: task.attempts })
     }
   })
+
+  /** A failed run that will be retried: debug, the final failure alone is reported. */
+  function retrying (log: FastifyBaseLogger, fault: Fault, fields: Record<string, unknown>, delay: number): void {
+    log.debug({ transport: 'background', fault: { code: fault.code, status: fault.status }, ...fields, delay }, `faultline: background task "${String(fields.task)}" failed (run ${String(fields.attempt)}), retrying in ${delay} ms: ${fault.message}`)
+  }
+
+  let durable: DurableQueue | undefined
+  if (settings.queue !== undefined) {
+    const bullmq = await importBullmq()
+    const log = fastify.log
+    durable = openBullmqQueue({
+      bullmq,
+      ...settings.queue,
+      definition: name => tasks.get(name),
+      onFailed (fault, job) {
+        faultline.report(fault, { transport: 'background', phase: 'after-response', task: job.name, requestId: job.requestId, jobId: job.jobId, attempts: job.attempts })
+      },
+      onRetry (fault, job, delay) {
+        retrying(log, fault, { task: job.name, requestId: job.requestId, jobId: job.jobId, attempt: job.attempts }, delay)
+      },
+      onLeft (count) {
+        log.warn({ transport: 'background', left: count }, `faultline: ${count} background job(s) cut short by shutdown stay in the queue; BullMQ runs them again once their lock expires`)
+      },
+      onError (err) {
+        log.error({ transport: 'background', err }, 'faultline: BullMQ error')
+      }
+    })
+  }
 
   // Requests whose route failed before they scheduled anything share one
   // dropped lane: the error path allocates nothing for them.
@@ -184,8 +307,7 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
     return lane
   }
 
-  function schedule (request: FastifyRequest | undefined, reply: FastifyReply | undefined, task: BackgroundTask, options: unknown): boolean {
-    const { name, timeout } = taskSettings(task, options, settings.timeout)
+  function push (request: FastifyRequest | undefined, reply: FastifyReply | undefined, fn: Parameters<typeof queue.push>[1], name: string, timeout: number | undefined, retry?: RetryPolicy): boolean {
     let lane: Lane
     if (request === undefined) {
       // Work tied to no request: a lane of its own, open at once.
@@ -194,16 +316,56 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
     } else {
       lane = laneFor(request, reply)
     }
-    const result = queue.push(lane, task, name, timeout)
+    const result = queue.push(lane, fn, name, timeout, retry)
     if (result === 'skipped') {
       request!.log.debug({ transport: 'background', task: name }, `faultline: background task skipped: ${lane.dropReason}`)
     }
     return result === 'accepted'
   }
 
-  fastify.decorateReply('background', function background (this: FastifyReply, task: BackgroundTask, options?: BackgroundTaskOptions): boolean {
+  function schedule (request: FastifyRequest | undefined, reply: FastifyReply | undefined, task: BackgroundTask, options: unknown): boolean {
+    const { name, timeout } = taskSettings(task, options, settings.timeout)
+    return push(request, reply, task, name, timeout)
+  }
+
+  /** `reply.background(name, payload)`: checked now, run (or enqueued) once the response has been sent. */
+  function scheduleNamed (request: FastifyRequest, reply: FastifyReply, name: string, payload: unknown): boolean {
+    const definition = tasks.get(name)
+    if (definition === undefined) throw new FaultlineInvalidTaskError(`no task is defined as ${describe(name)}: define it first with fastify.faultline.background.define(name, handler)`)
+    const json = serializePayload(name, payload)
+    const requestId = request.id
+    if (durable !== undefined) {
+      const queued = durable
+      return push(request, reply, async () => {
+        try {
+          await queued.enqueue(definition, json, requestId)
+        } catch (err) {
+          throw new ServiceUnavailableError(`Background task "${name}" could not be enqueued: ${toFault(err).message}`, { cause: err })
+        }
+      }, name, settings.timeout)
+    }
+    // In process: the same policy as on BullMQ, and each run gets its own copy of the payload, as a worker would.
+    return push(request, reply, (signal, attempt) => definition.handler(JSON.parse(json), taskContext({ signal }, name, attempt, requestId, undefined)),
+      name, definition.timeout, (error, attempt) => {
+        const fault = toFault(error)
+        const delay = retryDelay(definition, fault, attempt)
+        if (delay !== undefined) retrying(request.log, fault, { task: name, requestId, attempt }, delay)
+        return delay
+      })
+  }
+
+  function define (name: string, handler: BackgroundTaskHandler, options?: BackgroundDefineOptions): void {
+    const definition = defineTask(name, handler, options, settings.timeout)
+    if (tasks.has(definition.name)) throw new FaultlineInvalidTaskDefinitionError(`a task is already defined as "${definition.name}"`)
+    // A worker takes jobs once the app is ready: a task defined later would find its jobs already failed as unknown.
+    if (started) throw new FaultlineInvalidTaskDefinitionError(`task "${definition.name}": define tasks before the app is ready (before listen(), ready() or the first inject())`)
+    tasks.set(definition.name, definition)
+  }
+
+  fastify.decorateReply('background', function background (this: FastifyReply, task: BackgroundTask | string, options?: unknown): boolean {
+    if (typeof task === 'string') return scheduleNamed(this.request, this, task, options)
     return schedule(this.request, this, task, options)
-  })
+  } as FastifyReply['background'])
 
   // The route failed: the error handler produces the response, and the work
   // meant to follow a success must not run.
@@ -214,16 +376,25 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
     done()
   })
 
+  fastify.addHook('onReady', function faultlineBackgroundOnReady (done) {
+    started = true
+    durable?.start()
+    done()
+  })
+
   fastify.addHook('preClose', function faultlineBackgroundPreClose (done) {
     queue.stopAccepting()
     done()
   })
 
   fastify.addHook('onClose', async function faultlineBackgroundOnClose () {
-    await queue.shutdown(settings.shutdownTimeout)
+    // Enqueues still pending and jobs still running share the grace period.
+    await Promise.all([queue.shutdown(settings.shutdownTimeout), durable?.stop(settings.shutdownTimeout)])
+    await durable?.close()
   })
 
   faultline.background = {
+    define,
     schedule: (task, options) => schedule(options?.request, undefined, task, options),
     idle: () => queue.idle(),
     stats: () => queue.stats()

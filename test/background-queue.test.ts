@@ -189,33 +189,111 @@ t.test('shutdown: after the grace period, aborts running tasks and discards the 
     ['next-in-lane', 'not-started'],
     ['gated', 'not-started']
   ])
-  t.equal(reason, failures[1]![2], 'the abort reason is the reported fault')
+  t.equal((reason as { code: string }).code, 'SERVICE_UNAVAILABLE', 'the signal aborts with a shutdown fault')
   t.same(q.stats(), { pending: 0, queued: 0, running: 0 })
   q.open(gated) // a response that finishes after shutdown starts nothing
   await new Promise(resolve => setImmediate(resolve))
   t.same(q.stats(), { pending: 0, queued: 0, running: 0 })
 })
 
-t.test('a task declared without parameters gets a shared signal that never aborts; timeouts and shutdown still apply', async t => {
-  const { q, failures } = queue(2)
-  const lane = q.lane('l')
-  q.open(lane)
+t.test('every task gets a real signal that aborts at shutdown, however it is declared', async t => {
+  const { q, failures } = queue(4)
+  const lane = (name: string): ReturnType<typeof q.lane> => { const l = q.lane(name); q.open(l); return l }
   const signals: AbortSignal[] = []
-  q.push(lane, function () { signals.push(arguments[0]) }, 'a', undefined)
-  q.push(lane, function () { signals.push(arguments[0]) }, 'b', undefined)
-  q.push(lane, () => new Promise(() => {}), 'no-signal-timeout', 5)
-  await q.idle()
-  t.ok(signals[0] instanceof AbortSignal)
-  t.equal(signals[0], signals[1], 'shared')
-  t.equal(signals[0]!.aborted, false)
-  const other = q.lane('m')
-  q.open(other)
-  const started = deferred()
-  q.push(other, () => { started.resolve(); return new Promise(() => {}) }, 'no-signal-shutdown', undefined)
-  await started.promise
+  const hang = (): Promise<void> => new Promise(() => {})
+  const fallback = new AbortController().signal
+  // Declarations whose `length` is 0: a rest parameter, a default value, `arguments`.
+  q.push(lane('rest'), (...args: unknown[]) => { signals.push(args[0] as AbortSignal); return hang() }, 'rest', undefined)
+  q.push(lane('default'), (signal = fallback) => { signals.push(signal); return hang() }, 'default', undefined)
+  q.push(lane('arguments'), function () { signals.push(arguments[0]); return hang() }, 'arguments', undefined)
+  q.push(lane('timed'), (...args: unknown[]) => { signals.push(args[0] as AbortSignal); return hang() }, 'timed', 60_000)
+  while (signals.length < 4) await new Promise(resolve => setImmediate(resolve))
+  t.ok(signals.every(s => s instanceof AbortSignal && !s.aborted && s !== fallback))
   await q.shutdown(1)
-  t.same(failures.map(f => [f[0], f[1]]), [['no-signal-timeout', 'timed-out'], ['no-signal-shutdown', 'cut-short']])
-  t.equal(signals[0]!.aborted, false, 'the shared signal is never aborted')
+  t.ok(signals.every(s => s.aborted), 'each one aborted')
+  t.same(failures.map(f => [f[0], f[1]]), [['rest', 'cut-short'], ['default', 'cut-short'], ['arguments', 'cut-short'], ['timed', 'cut-short']])
+  t.equal(signals[3]!.reason, failures[3]![2], 'a task with a timeout has its own signal: the reason is its reported fault')
+  t.equal((signals[0]!.reason as { code: string }).code, 'SERVICE_UNAVAILABLE', 'a shared signal aborts with a shutdown fault')
+})
+
+t.test('tasks without a timeout share a signal per generation of at most 64 tasks; a settled generation is dropped', async t => {
+  const { q } = queue(100, 1000)
+  const lane = (): ReturnType<typeof q.lane> => { const l = q.lane('x'); q.open(l); return l }
+  const signals: AbortSignal[] = []
+  const hold = deferred()
+  for (let i = 0; i < 65; i++) q.push(lane(), (signal: AbortSignal) => { signals.push(signal); return hold.promise }, `t${i}`, undefined)
+  q.push(lane(), (signal: AbortSignal) => { signals.push(signal) }, 'timed', 1000)
+  while (signals.length < 66) await new Promise(resolve => setImmediate(resolve))
+  t.equal(new Set(signals.slice(0, 64)).size, 1, 'the first 64 share one')
+  t.not(signals[64], signals[0], 'the 65th starts a new generation')
+  t.not(signals[65], signals[64], 'a task with a timeout has its own')
+  hold.resolve()
+  await q.idle()
+  q.push(lane(), (signal: AbortSignal) => { signals.push(signal) }, 'after', undefined)
+  await q.idle()
+  t.not(signals[66], signals[64], 'a generation whose tasks all settled is not reused')
+  t.equal(signals[0]!.aborted, false)
+})
+
+t.test('a retry policy runs a failed task again after its delay, counting it pending; giving up reports once', async t => {
+  const { q, failures } = queue(2)
+  const lane = q.lane('r')
+  q.open(lane)
+  const runs: Array<[number, number]> = []
+  const asked: Array<[string, number]> = []
+  const started = Date.now()
+  q.push(lane, (_signal, attempt) => {
+    runs.push([attempt, Date.now() - started])
+    if (attempt < 3) throw new Error(`boom ${attempt}`)
+  }, 'flaky', undefined, (error, attempt) => { asked.push([(error as Error).message, attempt]); return 20 })
+  q.push(lane, (_signal, attempt) => { runs.push([attempt * 10, 0]); return new Promise(() => {}) }, 'slow', 5, (error, attempt) => {
+    asked.push([(error as { code: string }).code, attempt])
+    return attempt < 2 ? 0 : undefined
+  })
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(q.stats().pending, 2)
+  await q.idle()
+  t.same(runs.map(r => r[0]).sort((a, b) => a - b), [1, 2, 3, 10, 20])
+  t.ok(runs.filter(r => r[0] <= 3).every(([attempt, at]) => at >= (attempt - 1) * 20 - 2), 'each retry waits its delay')
+  t.same([...asked].sort(), [['GATEWAY_TIMEOUT', 1], ['GATEWAY_TIMEOUT', 2], ['boom 1', 1], ['boom 2', 2]], 'the policy sees each failure and its attempt')
+  t.same(failures.map(f => [f[0], f[1]]), [['slow', 'timed-out']], 'only the task the policy gave up on is reported')
+  t.same(q.stats(), { pending: 0, queued: 0, running: 0 })
+})
+
+t.test('a retry whose timer fires before the wall clock reaches its due time waits the rest', async t => {
+  const { q } = queue(1)
+  const lane = q.lane('clock')
+  q.open(lane)
+  const realNow = Date.now
+  t.teardown(() => { Date.now = realNow })
+  const runs: number[] = []
+  let calls = -1
+  // Calls after the policy: the due time, the timer's delay, then the check when it fires: that one lags.
+  Date.now = () => (++calls === 3 ? realNow() - 1000 : realNow())
+  q.push(lane, (_signal, attempt) => {
+    runs.push(realNow())
+    if (attempt === 1) throw new Error('again')
+  }, 'clock', undefined, () => { calls = 0; return 30 })
+  await q.idle()
+  Date.now = realNow
+  t.equal(runs.length, 2)
+  t.ok(calls >= 5, 'the timer was re-armed once the lagging clock said it was early (then: its delay, its check)')
+  t.ok(runs[1]! - runs[0]! >= 30, 'never sooner than the delay')
+})
+
+t.test('a retry policy that throws gives up; a retry waiting at shutdown is reported as not started', async t => {
+  const { q, failures } = queue(2)
+  const lane = q.lane('p')
+  q.open(lane)
+  q.push(lane, () => { throw new Error('x') }, 'bad-policy', undefined, () => { throw new Error('policy') })
+  await q.idle()
+  t.same(failures.map(f => [f[0], f[1]]), [['bad-policy', 'failed']])
+  q.push(lane, () => { throw new Error('y') }, 'waiting', undefined, () => 60_000)
+  while (q.stats().running > 0 || q.stats().queued === 0) await new Promise(resolve => setImmediate(resolve))
+  t.same(q.stats(), { pending: 1, queued: 1, running: 0 }, 'a task waiting for its retry is queued')
+  await q.shutdown(5)
+  t.same(failures.map(f => [f[0], f[1]]), [['bad-policy', 'failed'], ['waiting', 'not-started']])
+  t.same(q.stats(), { pending: 0, queued: 0, running: 0 })
 })
 
 t.test('taskTimedOut and the misuse error', async t => {

@@ -54,8 +54,9 @@ t.test('public types of faultline-background', async t => {
   t.equal(notString, 0)
 
   type Background = FastifyReply['background']
-  const fn: Background = (t2: BackgroundTask, o?: BackgroundTaskOptions) => typeof t2 === 'function' && o === undefined
+  const fn: Background = (t2: BackgroundTask | string, o?: BackgroundTaskOptions | unknown) => typeof t2 === 'function' && o === undefined
   t.equal(fn(task), true)
+  t.equal(fn('named', { any: 'json' }), false, 'the named form: a name and a payload')
 
   const res = await app.inject('/')
   t.same(res.json(), { accepted: true })

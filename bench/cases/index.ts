@@ -6,6 +6,7 @@ import { streamCompress } from './stream-compress.js'
 import { sse } from './sse.js'
 import { websocket } from './websocket.js'
 import { clientChurn } from './churn.js'
+import { enqueue } from './enqueue.js'
 
 /** Every case, in table order. */
-export const CASES: readonly Case[] = [happyPath, happyPathPeers, happyPathOtel, happyPathOtelAll, errorPath, unexposed500, streams, streamCompress, sse, websocket, clientChurn]
+export const CASES: readonly Case[] = [happyPath, happyPathPeers, happyPathOtel, happyPathOtelAll, errorPath, unexposed500, streams, streamCompress, sse, websocket, clientChurn, enqueue]
