@@ -49,7 +49,7 @@ if (redisServer !== undefined) {
         execArgv: ['--import', 'tsx'],
         // No tap hooks or V8 coverage in the workers: they load the code through tsx, a SIGKILLed
         // one writes none, and the same code is covered in process by the other files.
-        env: { ...withoutCoverage(process.env), REDIS_URL: url, PREFIX: prefix, WORKER_NAME: name, REPORTS: reportsFile },
+        env: { ...withoutCoverage(process.env), _TAPJS_PROCESSINFO_COVERAGE_: '0', REDIS_URL: url, PREFIX: prefix, WORKER_NAME: name, REPORTS: reportsFile },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc']
       })
       workers.set(name, child)

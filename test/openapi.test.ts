@@ -239,6 +239,7 @@ t.test('response schemas do not change how problem bodies serialize: every membe
     instance: '/declared',
     code: 'OAS_OUT_OF_STOCK',
     requestId: 'req-1',
+    retryAfter: 7,
     sku: 'A-1',
     available: 0,
     warehouse: 'north',

@@ -14,7 +14,7 @@ t.test('the package manifest', async t => {
   t.equal(pkg.peerDependencies.fastify, '^5.0.0')
   t.same(pkg.exports['.'], { types: './dist/index.d.ts', default: './dist/index.js' })
   t.same(pkg.exports['./client'], { types: './dist/client/index.d.ts', default: './dist/client/index.js' })
-  t.same(Object.keys(pkg.dependencies).filter(d => !/^(@fastify\/|fastify-plugin|fast-json-stringify)/.test(d)), ['eventsource-parser'], 'the client needs nothing but eventsource-parser')
+  t.same(Object.keys(pkg.dependencies).filter(d => !/^(@fastify\/|@types\/ws$|fastify-plugin|fast-json-stringify)/.test(d)), ['eventsource-parser'], 'the client needs nothing but eventsource-parser (@types/ws is for strict TypeScript apps of the server half)')
 })
 
 t.test('fastify-faultline/client: the built client, its classes the root\'s own', async t => {

@@ -67,7 +67,7 @@ async function runDemoTest (env: Record<string, string>): Promise<{ code: number
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !/^(TAP|CI$)/.test(key)) clean[key] = value
   }
-  const child = spawn(process.execPath, [...process.execArgv, 'test/e2e/demo.test.ts'], { cwd: root, env: { ...clean, ...env } })
+  const child = spawn(process.execPath, [...process.execArgv, 'test/e2e/demo.test.ts'], { cwd: root, env: { ...clean, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...env } })
   let out = ''
   child.stdout.setEncoding('utf8').on('data', chunk => { out += chunk })
   child.stderr.setEncoding('utf8').on('data', chunk => { out += chunk })
