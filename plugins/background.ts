@@ -10,7 +10,7 @@ import {
   defineTask, isCount, isDelay, MAX_DELAY, retryDelay, serializePayload, taskContext,
   type BackgroundDefineOptions, type BackgroundTaskHandler, type DurableWorkerOptions, type KeepJobs, type TaskDefinition
 } from '../lib/background-tasks.js'
-import { importBullmq, openBullmqQueue, type DurableQueue } from '../lib/background-bullmq.js'
+import { importBullmq, openBullmqQueue, type DurableQueue, type DurableQueueOptions } from '../lib/background-bullmq.js'
 
 export type { BackgroundDefineOptions, BackgroundTaskHandler, BackgroundTaskContext, BackgroundBackoff } from '../lib/background-tasks.js'
 
@@ -131,14 +131,8 @@ const DEFAULTS = { concurrency: 4, maxQueued: 1000, shutdownTimeout: 10_000 }
 const QUEUE_DEFAULTS = { name: 'faultline', removeOnComplete: true, removeOnFail: 1000 }
 const QUEUE_NAME = /^[\w.-]{1,128}$/
 
-interface QueueSettings {
-  connection: object
-  name: string
-  prefix: string | undefined
-  worker: DurableWorkerOptions | false
-  removeOnComplete: KeepJobs
-  removeOnFail: KeepJobs
-}
+/** The validated `queue` option: what `openBullmqQueue` takes, less what the plugin supplies. */
+type QueueSettings = Pick<DurableQueueOptions, 'connection' | 'name' | 'prefix' | 'worker' | 'removeOnComplete' | 'removeOnFail'>
 
 interface Settings {
   concurrency: number
