@@ -114,6 +114,8 @@ t.test('payloads: plain JSON only, however it is nested; hostile values get the 
     [Object.create(Object.create(null)), /payload is a class instance/],
     [{ x: Infinity }, /payload\.x is Infinity/],
     [Symbol('s'), /payload is a symbol/],
+    [undefined, /: payload is undefined, which JSON cannot carry$/],
+    [{ a: undefined }, /payload\.a is undefined/],
     [new Proxy({}, { getPrototypeOf () { throw new Error('trap') } }), /payload could not be read/],
     [(() => { const p = Proxy.revocable({}, {}); p.revoke(); return p.proxy })(), /payload could not be read/]
   ]

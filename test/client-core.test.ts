@@ -11,6 +11,7 @@ import {
 import { faultForStatus } from '../lib/fault.js'
 import { toProblem } from '../lib/problem.js'
 import { resolveRetry, wait } from '../client/retry.js'
+import { requestIdOf } from '../client/response.js'
 import { collect, rejection } from './helpers/iterate.js'
 
 /** A body that gives one chunk, then fails (an erroring stream drops what is queued: so, on the second pull). */
@@ -154,6 +155,36 @@ t.test('faultFromResponse: any body still gives a fault, never a throw', async t
   t.match(await faultFromResponse(cutEarly), { code: 'GONE' })
   t.match(await faultFromResponse(null as any), { code: 'INTERNAL' })
   t.match(await faultFromResponse({ ok: false, status: 404, headers: { get () { throw new Error('x') } } } as any), { code: 'INTERNAL' })
+})
+
+// A body whose reads fail at a chosen point, without a ReadableStream's own
+// scheduling deciding whether a chunk was queued before the error.
+function failingBody (chunks: string[]): { ok: false, status: number, headers: Headers, body: { getReader: () => unknown } } {
+  const cancelled: unknown[] = []
+  const reader = {
+    async read () {
+      const next = chunks.shift()
+      if (next === undefined) throw new Error('connection cut')
+      return { done: false, value: new TextEncoder().encode(next) }
+    },
+    async cancel (reason: unknown) { cancelled.push(reason); throw new Error('already errored') }
+  }
+  return { ok: false, status: 409, headers: new Headers(), body: { getReader: () => reader } }
+}
+
+t.test('faultFromResponse: a body read that fails keeps what arrived, and never throws', async t => {
+  t.match(await faultFromResponse(failingBody([]) as any), { code: 'CONFLICT', message: 'Conflict' }, 'nothing arrived: the status decides')
+  t.match(await faultFromResponse(failingBody(['{"code":']) as any), { code: 'CONFLICT', message: 'Conflict' }, 'half a problem: the status decides')
+  const whole = JSON.stringify({ type: 'about:blank', title: 'Conflict', status: 409, code: 'CONFLICT', detail: 'Version 3 is stale' })
+  t.match(await faultFromResponse(failingBody([whole]) as any), { code: 'CONFLICT', message: 'Version 3 is stale' }, 'the whole problem arrived before the cut: it is used')
+})
+
+t.test('requestIdOf: a header name the platform refuses gives no id, never a throw', async t => {
+  const response = new Response('x', { headers: { 'x-request-id': 'r-1' } })
+  t.equal(requestIdOf(response, 'x-request-id'), 'r-1')
+  t.equal(requestIdOf(response, 'bad header name'), undefined)
+  t.equal(requestIdOf(undefined, 'x-request-id'), undefined)
+  t.equal(requestIdOf(response, undefined), undefined)
 })
 
 t.test('readers: options are checked at the call', async t => {

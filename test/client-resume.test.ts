@@ -73,10 +73,15 @@ t.test('readBody does not resume what it cannot resume safely', async t => {
   })
   // A resumable first response that breaks at 200000; the tests below answer the resume by hand.
   app.get('/elsewhere', async (request, reply) => reply.streamSafe(sliceSource(body, { failAt: 200_000 }), { etag: '"e"', length: body.length }))
+  // A strong ETag without Accept-Ranges: bytes: not resumable either.
+  app.get('/no-ranges', async (request, reply) => {
+    reply.header('etag', '"n"').header('accept-ranges', 'none')
+    return reply.streamSafe(signal => sliceSource(body, { failAt: breakOnce('no-ranges') })(signal, { offset: 0, lastEventId: undefined }))
+  })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
 
-  for (const path of ['/plain', '/weak']) {
+  for (const path of ['/plain', '/weak', '/no-ranges']) {
     const { items, error } = await drain(readBody(base + path, { retry: FAST }))
     t.ok(error instanceof StreamTruncatedError, `${path}: truncated`)
     t.equal(Buffer.concat(items).length, 200_000, `${path}: the bytes before the cut, nothing after`)
@@ -124,6 +129,16 @@ t.test('readBody does not resume what it cannot resume safely', async t => {
     }
   }))
   t.match(shorter.error, { message: /covers bytes 200000-200009\/600000, not the rest of 600000/ })
+
+  const unknownLength = await drain(readBody(base + '/x', {
+    retry: FAST,
+    fetch: async (url, init) => {
+      const range = new Headers(init?.headers).get('range')
+      if (range === null) return await fetch(base + '/elsewhere', init)
+      return new Response(new Uint8Array(body.subarray(200_000, 200_010)), { status: 206, headers: { etag: '"e"', 'content-range': 'bytes 200000-200009/*' } })
+    }
+  }))
+  t.match(unknownLength.error, { message: /covers bytes 200000-200009\/\*, not the rest of 600000/ })
 
   const noRange = await drain(readBody(base + '/x', {
     retry: FAST,
@@ -186,13 +201,18 @@ t.test('readNdjson cannot resume records without ids, or a server that ignores L
     yield { n: 1 }
     throw new RootUnavailable('upstream went away')
   }, { framing: 'ndjson' }))
-  let restarts = 0
-  app.get('/restarts', async (request, reply) => reply.streamSafe(async function * () {
-    restarts++
-    yield 'a'
-    yield 'b'
-    if (restarts === 1) throw new RootUnavailable('upstream went away')
-  }, { framing: 'ndjson', id: (item: string) => item }))
+  // Restarts from its first record on a resume.
+  const restarts = new Map<string, number>()
+  app.get('/restarts/:tag', async (request, reply) => {
+    const tag = (request.params as { tag: string }).tag
+    const n = (restarts.get(tag) ?? 0) + 1
+    restarts.set(tag, n)
+    return reply.streamSafe(async function * () {
+      yield 'a'
+      yield 'b'
+      if (n === 1) throw new RootUnavailable('upstream went away')
+    }, { framing: 'ndjson', id: (item: string) => item })
+  })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
 
@@ -201,8 +221,13 @@ t.test('readNdjson cannot resume records without ids, or a server that ignores L
   t.match(noIds.error, { code: 'SERVICE_UNAVAILABLE' }, 'the fault itself: it cannot go on without repeating a record')
   t.equal(hits, 1)
 
-  const restarted = await drain(readNdjson(base + '/restarts', { retry: FAST }))
-  t.same(restarted.items, ['a', 'b'])
-  t.match(restarted.error, { code: 'STREAM_TRUNCATED', retryable: false, message: /could not be resumed after record "b": the server sent record "a" again/ })
-  t.equal(restarts, 2)
+  // faultlineHttp names each response with its request id (x-request-id); the client reads it unless told not to.
+  for (const tag of ['ignored', 'tagged']) {
+    const restarted = await drain(readNdjson(`${base}/restarts/${tag}`, { retry: FAST, requestIdHeader: tag === 'tagged' ? 'x-request-id' : false }))
+    t.same(restarted.items, ['a', 'b'])
+    t.match(restarted.error, { code: 'STREAM_TRUNCATED', retryable: false, message: /could not be resumed after record "b": the server sent record "a" again/ })
+    if (tag === 'tagged') t.match(restarted.error?.details, { requestId: /^req-\d+$/ }, 'the request id of the response that restarted')
+    else t.equal(restarted.error?.details, undefined, 'no request id read: no details')
+    t.equal(restarts.get(tag), 2)
+  }
 })

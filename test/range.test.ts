@@ -111,6 +111,10 @@ t.test('unsatisfiable ranges and suffixes', async t => {
   t.same(rangeFor('GET', 'bytes=-1000', undefined, '"e"', 100), { status: 206, start: 0, end: 99 }, 'a suffix longer than the body is all of it')
   t.same(rangeFor('GET', `bytes=0-${'9'.repeat(400)}`, undefined, '"e"', 100), { status: 206, start: 0, end: 99 })
   t.same(rangeFor('GET', `bytes=${'0'.repeat(300)}7-0008`, undefined, '"e"', 100), { status: 206, start: 7, end: 8 })
+  // first-pos against last-pos, compared as digit strings: equal, greater with as many digits, greater with more.
+  t.same(rangeFor('GET', 'bytes=007-7', undefined, '"e"', 100), { status: 206, start: 7, end: 7 }, 'a one-byte range')
+  t.same(parseRangeHeader('bytes=8-7'), undefined, 'first-pos after last-pos: ignored')
+  t.same(parseRangeHeader('bytes=10-9'), undefined, 'first-pos after last-pos, more digits: ignored')
   // 16 digits, just past the safe integers: beyond every length, never rounded into one.
   t.same(rangeFor('GET', 'bytes=9007199254740993-', undefined, '"e"', Number.MAX_SAFE_INTEGER), { status: 416 })
   t.same(rangeFor('GET', 'bytes=9007199254740990-9007199254740993', undefined, '"e"', Number.MAX_SAFE_INTEGER), { status: 206, start: 9007199254740990, end: 9007199254740990 })

@@ -242,7 +242,7 @@ t.test('a logger without isLevelEnabled (Fastify\'s logger: false) gets stacks c
 t.test('serializeFault', async t => {
   const f = new NotFoundError('x')
   Object.defineProperty(f, 'stack', { value: 42 })
-  t.same({ ...serializeFault(f, true) }, { name: 'NotFoundError', message: 'x', code: 'NOT_FOUND', status: 404 })
+  t.same({ ...serializeFault(f) }, { name: 'NotFoundError', message: 'x', code: 'NOT_FOUND', status: 404 })
 })
 
 t.test('an adopted error logs its code and own fields as pino would, bounded', async t => {
