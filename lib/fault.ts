@@ -115,8 +115,15 @@ function validRetryAfter (value: unknown): number | undefined {
   return Math.ceil(value)
 }
 
-/** A fault class: constructible, with the static taxonomy fields. */
-export type FaultClass<D extends FaultDetails = FaultDetails> = FaultClassInfo & (new (message?: string, options?: FaultOptions<D>) => Fault<D>)
+/**
+ * A fault class: constructible, with the static taxonomy fields. Its instances
+ * are `Fault<D>` intersected with their `details` again: TypeScript counts
+ * every `Fault<…>` as derived from every other, so `fault instanceof
+ * OutOfStockError` on a plain `Fault` would keep `Fault` (untyped details);
+ * the intersection makes the narrowing pick the class's own instance type.
+ */
+export type FaultClass<D extends FaultDetails = FaultDetails> =
+  FaultClassInfo & (new (message?: string, options?: FaultOptions<D>) => Fault<D> & { readonly details: D | undefined })
 
 /** Whether `value` is a fault (also one made by another copy of this package). */
 export function isFault (value: unknown): value is Fault {

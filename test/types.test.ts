@@ -27,6 +27,22 @@ t.test('defineFault classes carry a typed details shape', async t => {
   t.ok(d instanceof PaymentRequiredError)
 })
 
+t.test('instanceof a defineFault class narrows a Fault to that class, typed details and all', async t => {
+  const found: Fault | undefined = toFault(new PaymentRequiredError('pay', { details: { invoice: 'inv-2', amount: 5 } }))
+  if (found instanceof PaymentRequiredError) {
+    const invoice: string | undefined = found.details?.invoice
+    t.equal(invoice, 'inv-2')
+  } else {
+    t.fail('toFault keeps a fault as it is')
+  }
+  const thrown: unknown = new PaymentRequiredError('pay')
+  if (thrown instanceof PaymentRequiredError) {
+    // @ts-expect-error amount is a number
+    const amount: string | undefined = thrown.details?.amount
+    t.equal(amount, undefined)
+  }
+})
+
 t.test('built-ins, toFault and isFault are typed', async t => {
   const v = new ValidationError('bad', { details: { errors: [{ instancePath: '/a', message: 'm' }] } })
   const path: string | undefined = v.details?.errors[0]?.instancePath
