@@ -3,7 +3,7 @@ import neostandard from 'neostandard'
 // The isomorphic core and the client run unbundled in browsers: no Node
 // built-in, no Fastify, in their import graph (tsconfig.core.json checks the
 // types; this checks the imports).
-export const ISOMORPHIC = ['lib/fault.ts', 'lib/status-titles.ts', 'lib/errors.ts', 'lib/problem.ts', 'lib/close-codes.ts', 'lib/range.ts', 'client/**/*.ts']
+export const ISOMORPHIC = ['lib/fault.ts', 'lib/status-titles.ts', 'lib/errors.ts', 'lib/problem.ts', 'lib/close-codes.ts', 'lib/range.ts', 'lib/core-exports.ts', 'client/**/*.ts']
 
 const NODE_BUILTINS = [
   'assert', 'async_hooks', 'buffer', 'child_process', 'cluster', 'crypto', 'dgram', 'dns', 'events', 'fs', 'http',

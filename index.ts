@@ -1,24 +1,14 @@
-export {
-  Fault, defineFault, isFault, isSendableCloseCode,
-  BadRequestError, UnauthorizedError, ForbiddenError, NotFoundError, MethodNotAllowedError,
-  NotAcceptableError, RequestTimeoutError, ConflictError, GoneError, PayloadTooLargeError,
-  UnsupportedMediaTypeError, RangeNotSatisfiableError, ValidationError, TooManyRequestsError, ClientClosedError,
-  InternalError, NotImplementedError, BadGatewayError, ServiceUnavailableError, GatewayTimeoutError,
-  StreamTruncatedError, ConnectionLostError, ServerShutdownError
-} from './lib/fault.js'
-export type {
-  FaultDetails, FaultOptions, FaultClass, FaultClassInfo, DefineFaultOptions, CatalogEntry,
-  ValidationIssue, ValidationDetails, DetailsSchema
-} from './lib/fault.js'
+// The taxonomy and the wire -> fault functions, shared with fastify-faultline/client.
+export * from './lib/core-exports.js'
+export { isSendableCloseCode, faultForStatus } from './lib/fault.js'
+export type { CatalogEntry, DetailsSchema, StatusFaultOptions } from './lib/fault.js'
 export { toFault } from './lib/normalize.js'
-export { toProblem, faultFromProblem, parseRetryAfter } from './lib/problem.js'
-export { faultForStatus } from './lib/fault.js'
-export type { StatusFaultOptions } from './lib/fault.js'
+export { toProblem } from './lib/problem.js'
 export { stringifyProblem } from './lib/problem-json.js'
 export { PROBLEM_SCHEMA_ID, PROBLEM_MEDIA_TYPE } from './lib/openapi.js'
 export type { RouteFaults } from './lib/openapi.js'
 export type { CatalogDocEntry } from './lib/catalog-doc.js'
-export type { ProblemDetails, ProblemOptions, ProblemInit, DebugCause } from './lib/problem.js'
+export type { ProblemOptions, DebugCause } from './lib/problem.js'
 export type { Transport, Phase, LogLevel, LogLevels, FaultContext, FaultReporter } from './lib/report.js'
 export { faultlineHttp } from './plugins/http.js'
 export { faultlineFrameworkErrors } from './plugins/framework-errors.js'
@@ -42,5 +32,5 @@ export { sseFaultEvent, sseJsonEvent, isTerminalFault, isTerminalEventId, termin
 export type { SseFaultEventOptions, SseEventFields } from './lib/sse-event.js'
 export { faultlineWebsocket } from './plugins/websocket.js'
 export type { FaultlineWebsocketOptions, FaultlineHeartbeatOptions } from './plugins/websocket.js'
-export { closeCodeFor, faultFromClose, closeReason, truncateUtf8, defaultCloseCode, SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, MAX_CLOSE_REASON_BYTES } from './lib/close-codes.js'
+export { closeCodeFor, closeReason, truncateUtf8, defaultCloseCode, SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, MAX_CLOSE_REASON_BYTES } from './lib/close-codes.js'
 export type { CloseCodeMap } from './lib/close-codes.js'

@@ -11,7 +11,7 @@ import { ESLint } from 'eslint'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const { ISOMORPHIC } = await import(new URL('../eslint.config.js', import.meta.url).href) as { ISOMORPHIC: string[] }
-const CORE = ['lib/fault.ts', 'lib/status-titles.ts', 'lib/errors.ts', 'lib/problem.ts', 'lib/close-codes.ts', 'lib/range.ts']
+const CORE = ['lib/fault.ts', 'lib/status-titles.ts', 'lib/errors.ts', 'lib/problem.ts', 'lib/close-codes.ts', 'lib/range.ts', 'lib/core-exports.ts']
 const ENTRIES = [...CORE, 'client/index.ts'].filter(f => existsSync(join(root, f)))
 const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g
 
