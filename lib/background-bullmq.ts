@@ -1,4 +1,5 @@
 import type * as Bullmq from 'bullmq'
+import { createRequire } from 'node:module'
 import { InternalError, NotImplementedError, ServiceUnavailableError, type Fault } from './fault.js'
 import { toFault } from './normalize.js'
 import { taskTimedOut } from './background-queue.js'
@@ -65,15 +66,41 @@ interface JobData {
 const PLUGIN = 'faultline-background'
 const BACKOFF_TYPE = 'faultline:'
 
+/** Whether `err` says that the package `pkg` itself (not one of its dependencies) is not installed. */
+function isMissing (err: unknown, pkg: string): boolean {
+  const e = err as { code?: unknown, message?: unknown } | null | undefined
+  return (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') && String(e.message).includes(`'${pkg}'`)
+}
+
 /** `import('bullmq')`, or a register-time error that says to install it. */
 export async function importBullmq (load: () => Promise<unknown> = async () => await import('bullmq')): Promise<BullmqModule> {
   try {
     return await load() as BullmqModule
   } catch (err) {
-    const e = err as { code?: unknown, message?: unknown }
-    if ((e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') && String(e.message).includes("'bullmq'")) {
-      throw new FaultlineMissingPeerError(PLUGIN, 'queue', 'bullmq', 'bullmq ioredis')
-    }
+    if (isMissing(err, 'bullmq')) throw new FaultlineMissingPeerError(PLUGIN, 'queue', 'bullmq', 'bullmq ioredis')
+    throw err
+  }
+}
+
+/** Where BullMQ's own `require('ioredis')` finds it: resolved from bullmq's directory, not ours (pnpm, nested installs). */
+function resolveIoredis (): string {
+  return createRequire(import.meta.resolve('bullmq')).resolve('ioredis')
+}
+
+/**
+ * BullMQ loads `ioredis` (an optional peer of bullmq) itself, lazily, when
+ * `connection` is options rather than a client; without it every connection
+ * fails later, in the background. Checked at register time instead: a clear
+ * error that says to install it. A client instance (ioredis, node-redis) is
+ * used as it is and needs nothing more.
+ */
+export function checkIoredis (connection: object, resolve: () => unknown = resolveIoredis): void {
+  const proto: unknown = Object.getPrototypeOf(connection)
+  if (proto !== Object.prototype && proto !== null) return
+  try {
+    resolve()
+  } catch (err) {
+    if (isMissing(err, 'ioredis')) throw new FaultlineMissingPeerError(PLUGIN, 'queue', 'ioredis', 'ioredis')
     throw err
   }
 }

@@ -10,7 +10,7 @@ import {
   defineTask, isCount, isDelay, MAX_DELAY, retryDelay, serializePayload, taskContext,
   type BackgroundDefineOptions, type BackgroundTaskHandler, type DurableWorkerOptions, type KeepJobs, type TaskDefinition
 } from '../lib/background-tasks.js'
-import { importBullmq, openBullmqQueue, type DurableQueue, type DurableQueueOptions } from '../lib/background-bullmq.js'
+import { checkIoredis, importBullmq, openBullmqQueue, type DurableQueue, type DurableQueueOptions } from '../lib/background-bullmq.js'
 
 export type { BackgroundDefineOptions, BackgroundTaskHandler, BackgroundTaskContext, BackgroundBackoff } from '../lib/background-tasks.js'
 
@@ -247,6 +247,7 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
   let durable: DurableQueue | undefined
   if (settings.queue !== undefined) {
     const bullmq = await importBullmq()
+    checkIoredis(settings.queue.connection)
     const log = fastify.log
     durable = openBullmqQueue({
       bullmq,

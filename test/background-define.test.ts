@@ -1,7 +1,9 @@
 import t from 'tap'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import Fastify from 'fastify'
 import { faultlineHttp, faultlineBackground } from '../index.js'
-import { importBullmq } from '../lib/background-bullmq.js'
+import { checkIoredis, importBullmq } from '../lib/background-bullmq.js'
 import { backoffDelay, LazySignal, retryDelay, serializePayload } from '../lib/background-tasks.js'
 import { ServiceUnavailableError, ForbiddenError } from '../lib/fault.js'
 import { guardProcess } from './helpers/guard.js'
@@ -86,6 +88,35 @@ t.test('bullmq is imported only when queue is given; a missing one is a clear re
   t.equal(rethrown, other, 'whatever else is rethrown as it is')
   const real = await importBullmq()
   t.type(real.Worker, 'function', 'the default loader imports the installed bullmq')
+})
+
+t.test('ioredis, which BullMQ loads itself for connection options, is checked at register time', async t => {
+  const missing = () => { throw Object.assign(new Error("Cannot find module 'ioredis'\nRequire stack:\n- /app/node_modules/bullmq/dist/cjs/index.js"), { code: 'MODULE_NOT_FOUND' }) }
+  const message = "faultline-background: option `queue` needs the package 'ioredis', which is not installed. Install it: npm install ioredis"
+  t.throws(() => checkIoredis({ host: '127.0.0.1', port: 6379 }, missing), { code: 'FST_FAULTLINE_MISSING_PEER', message })
+  t.throws(() => checkIoredis(Object.assign(Object.create(null), { host: 'redis' }), missing), { code: 'FST_FAULTLINE_MISSING_PEER' }, 'a null-prototype options object too')
+  let asked = false
+  checkIoredis(new (class Client { status = 'ready' })(), () => { asked = true })
+  t.notOk(asked, 'a client instance (ioredis, node-redis) needs no ioredis package')
+  const nested = Object.assign(new Error("Cannot find module 'standard-as-callback'"), { code: 'MODULE_NOT_FOUND' })
+  t.throws(() => checkIoredis({}, () => { throw nested }), nested, 'another missing package is rethrown as it is')
+  t.doesNotThrow(() => { checkIoredis({ host: '127.0.0.1' }) }, 'the default check finds the installed ioredis, from bullmq\'s directory')
+})
+
+t.test('registering queue where bullmq is installed and ioredis is not: FST_FAULTLINE_MISSING_PEER, not a crash on close', async t => {
+  // A real `node` process in which nothing can resolve ioredis (test/fixtures/no-ioredis/hide-ioredis.cjs),
+  // BullMQ included: without the check, registration succeeded and app.close() threw inside BullMQ.
+  const dir = new URL('./fixtures/no-ioredis/', import.meta.url)
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'NODE_V8_COVERAGE' && key !== 'NODE_OPTIONS' && !/^_?TAP/i.test(key)))
+  const { stdout } = await promisify(execFile)(process.execPath, ['--require', './hide-ioredis.cjs', '--import', 'tsx', 'register.ts'], {
+    cwd: dir, env: { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+  })
+  t.same(JSON.parse(stdout), {
+    bullmqLoadsIoredis: false,
+    registered: false,
+    code: 'FST_FAULTLINE_MISSING_PEER',
+    message: "faultline-background: option `queue` needs the package 'ioredis', which is not installed. Install it: npm install ioredis"
+  })
 })
 
 t.test('the failure policy: retryable faults only, backoff never shorter than retryAfter, within attempts', async t => {
