@@ -103,20 +103,23 @@ t.test('ioredis, which BullMQ loads itself for connection options, is checked at
   t.doesNotThrow(() => { checkIoredis({ host: '127.0.0.1' }) }, 'the default check finds the installed ioredis, from bullmq\'s directory')
 })
 
-t.test('registering queue where bullmq is installed and ioredis is not: FST_FAULTLINE_MISSING_PEER, not a crash on close', async t => {
-  // A real `node` process in which nothing can resolve ioredis (test/fixtures/no-ioredis/hide-ioredis.cjs),
-  // BullMQ included: without the check, registration succeeded and app.close() threw inside BullMQ.
-  const dir = new URL('./fixtures/no-ioredis/', import.meta.url)
+t.test('registering queue without ioredis, or without bullmq: FST_FAULTLINE_MISSING_PEER naming the package', async t => {
+  // A real `node` process in which nothing can resolve the package (test/fixtures/missing-peer/hide.cjs),
+  // BullMQ's own require() included. Without the ioredis check, registration succeeded and
+  // app.close() threw a TypeError inside BullMQ.
+  const dir = new URL('./fixtures/missing-peer/', import.meta.url)
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'NODE_V8_COVERAGE' && key !== 'NODE_OPTIONS' && !/^_?TAP/i.test(key)))
-  const { stdout } = await promisify(execFile)(process.execPath, ['--require', './hide-ioredis.cjs', '--import', 'tsx', 'register.ts'], {
-    cwd: dir, env: { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
-  })
-  t.same(JSON.parse(stdout), {
-    bullmqLoadsIoredis: false,
-    registered: false,
-    code: 'FST_FAULTLINE_MISSING_PEER',
-    message: "faultline-background: option `queue` needs the package 'ioredis', which is not installed. Install it: npm install ioredis"
-  })
+  for (const [hide, install] of [['ioredis', 'ioredis'], ['bullmq', 'bullmq ioredis']]) {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--require', './hide.cjs', '--import', 'tsx', 'register.ts'], {
+      cwd: dir, env: { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0', FAULTLINE_HIDE: hide }
+    })
+    t.same(JSON.parse(stdout), {
+      bullmqLoadsIoredis: false,
+      registered: false,
+      code: 'FST_FAULTLINE_MISSING_PEER',
+      message: `faultline-background: option \`queue\` needs the package '${hide}', which is not installed. Install it: npm install ${install}`
+    }, `${hide} hidden`)
+  }
 })
 
 t.test('the failure policy: retryable faults only, backoff never shorter than retryAfter, within attempts', async t => {
