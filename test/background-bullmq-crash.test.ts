@@ -18,15 +18,12 @@ import { buildApp, sleep } from './helpers/background-contract.js'
 import { testRedis, uniquePrefix } from './helpers/redis.js'
 import { isForbidden, WORK_OPTIONS } from './helpers/bullmq-work.js'
 import { within } from './helpers/within.js'
+import { plainNodeEnv } from './helpers/child-env.js'
 
 guardProcess(t)
 
 const TASKS = 1000
 
-/** The environment without tap's hooks and coverage: a worker is a plain `node --import tsx` process. */
-function withoutCoverage (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([key]) => key !== 'NODE_V8_COVERAGE' && key !== 'NODE_OPTIONS' && !/^_?TAP/i.test(key)))
-}
 const redisServer = await testRedis(t)
 if (redisServer !== undefined) {
   t.test('1,000 tasks, two workers, one SIGKILLed mid-run: each completes once or is reported failed once; none lost', async t => {
@@ -49,7 +46,7 @@ if (redisServer !== undefined) {
         execArgv: ['--import', 'tsx'],
         // No tap hooks or V8 coverage in the workers: they load the code through tsx, a SIGKILLed
         // one writes none, and the same code is covered in process by the other files.
-        env: { ...withoutCoverage(process.env), _TAPJS_PROCESSINFO_COVERAGE_: '0', REDIS_URL: url, PREFIX: prefix, WORKER_NAME: name, REPORTS: reportsFile },
+        env: plainNodeEnv({ REDIS_URL: url, PREFIX: prefix, WORKER_NAME: name, REPORTS: reportsFile }),
         stdio: ['ignore', 'inherit', 'inherit', 'ipc']
       })
       workers.set(name, child)

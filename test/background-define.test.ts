@@ -7,6 +7,7 @@ import { checkIoredis, importBullmq } from '../lib/background-bullmq.js'
 import { backoffDelay, LazySignal, retryDelay, serializePayload } from '../lib/background-tasks.js'
 import { ServiceUnavailableError, ForbiddenError } from '../lib/fault.js'
 import { guardProcess } from './helpers/guard.js'
+import { plainNodeEnv } from './helpers/child-env.js'
 import { buildApp, sleep } from './helpers/background-contract.js'
 
 guardProcess(t)
@@ -108,10 +109,9 @@ t.test('registering queue without ioredis, or without bullmq: FST_FAULTLINE_MISS
   // BullMQ's own require() included. Without the ioredis check, registration succeeded and
   // app.close() threw a TypeError inside BullMQ.
   const dir = new URL('./fixtures/missing-peer/', import.meta.url)
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'NODE_V8_COVERAGE' && key !== 'NODE_OPTIONS' && !/^_?TAP/i.test(key)))
   for (const [hide, install] of [['ioredis', 'ioredis'], ['bullmq', 'bullmq ioredis']]) {
     const { stdout } = await promisify(execFile)(process.execPath, ['--require', './hide.cjs', '--import', 'tsx', 'register.ts'], {
-      cwd: dir, env: { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0', FAULTLINE_HIDE: hide }
+      cwd: dir, env: plainNodeEnv({ FAULTLINE_HIDE: hide })
     })
     t.same(JSON.parse(stdout), {
       bullmqLoadsIoredis: false,
