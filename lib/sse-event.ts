@@ -1,4 +1,4 @@
-import type { Fault } from './fault.js'
+import { InternalError, type Fault } from './fault.js'
 import { wellFormed, type ProblemDetails } from './problem.js'
 import { stringifyProblem } from './problem-json.js'
 
@@ -32,6 +32,73 @@ export function sseJsonLine (json: string): string {
 /** A field value with everything that could end the line (or void an `id:`) removed. */
 export function sseFieldValue (value: string): string {
   return value.replace(UNSAFE_FIELD, '')
+}
+
+// The line breaks of SSE itself: CRLF, a bare CR, a bare LF. @fastify/sse
+// splits data on LF only, so a bare CR would end a `data:` line in the
+// client's parser and start a field of the text's choosing.
+const SSE_LINE_BREAK = /\r\n?/g
+// What a field value must not hold: a line break ends the field, a NUL makes
+// a spec parser drop an `id:`.
+const FIELD_BREAKER = /[\0\r\n]/
+/** The fields @fastify/sse writes raw, besides `data`, in the order it writes them. */
+const FIELDS = ['id', 'event', 'retry'] as const
+type Field = typeof FIELDS[number]
+
+/**
+ * Text as @fastify/sse may write it as data: every line break (CRLF, CR, LF)
+ * becomes the LF it splits `data:` lines on, so each line of the text is a
+ * `data:` line of its own and none can start another field.
+ */
+export function sseDataText (text: string): string {
+  return text.replace(SSE_LINE_BREAK, '\n')
+}
+
+function preview (value: string): string {
+  return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
+}
+
+/** A field value as @fastify/sse writes it (`${value}`), or a fault: never a second field. */
+function fieldValue (field: Field, value: unknown, terminalIdPrefix: string): string {
+  const text = `${value as string}`
+  if (FIELD_BREAKER.test(text)) {
+    throw new InternalError(`SSE event ${field} ${preview(text)} holds a line break (CR or LF) or NUL: refused, it would end the field and forge the next one`)
+  }
+  if (field === 'id' && text.startsWith(terminalIdPrefix)) {
+    throw new InternalError(`SSE event id ${preview(text)} starts with the terminal prefix ${JSON.stringify(terminalIdPrefix)}: refused, only faultline's terminal error events carry it`)
+  }
+  return text
+}
+
+/**
+ * One message given to `reply.sse.send()` as @fastify/sse may format it.
+ * Text (a string or Buffer) gets its line breaks as LF; an `{ id, event,
+ * data, retry }` message is copied with its fields checked (CR, LF or NUL in
+ * `id`, `event` or `retry`, or an `id` with the terminal prefix, is an
+ * InternalError, thrown). Its data is serialized later by @fastify/sse: see
+ * `sseSerializer`. Anything else is returned as is (@fastify/sse refuses it
+ * or writes nothing).
+ */
+export function sseMessage (message: unknown, terminalIdPrefix: string = DEFAULT_TERMINAL_ID_PREFIX): unknown {
+  if (typeof message === 'string') return sseDataText(message)
+  if (Buffer.isBuffer(message)) return sseDataText(message.toString('utf-8'))
+  if (typeof message !== 'object' || message === null || !('data' in message)) return message
+  const source = message as Record<string, unknown>
+  const safe: Record<string, unknown> = { data: source.data }
+  for (const field of FIELDS) {
+    const value = source[field]
+    // @fastify/sse writes a field only when it is truthy.
+    if (value) safe[field] = fieldValue(field, value, terminalIdPrefix)
+  }
+  return safe
+}
+
+/** A serializer whose text has every line break as LF, so each becomes a `data:` line of its own. */
+export function sseSerializer (serialize: (data: unknown) => string): (data: unknown) => string {
+  return data => {
+    const text = serialize(data)
+    return typeof text === 'string' ? sseDataText(text) : text
+  }
 }
 
 /** Whether a fault ends the stream for good: below 500 and not retryable (retrying cannot help). */

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream'
-import { ClientClosedError, ServiceUnavailableError, type Fault } from './fault.js'
+import { ClientClosedError, ServerShutdownError, type Fault } from './fault.js'
 import { responsePhase, type Phase } from './report.js'
 
 // The lifecycle of one SSE response, behind small interfaces (the response,
@@ -35,6 +35,11 @@ export interface SseHost {
   failBefore: (fault: Fault) => void
   /** The fault as the bytes of one error event; `final` when the stream ends after it. */
   errorEvent: (fault: Fault, final: boolean) => string
+  /**
+   * One message of a `send()` (given alone or yielded by a source) as it may
+   * be written: line breaks that cannot forge a field, or a thrown fault.
+   */
+  message: (message: unknown) => unknown
 }
 
 export interface SseFaultOptions {
@@ -64,7 +69,7 @@ export class SseSessions {
   readonly open = new Set<SseSession>()
 
   /**
-   * Ends every open stream with a retryable 503 (an error event, or a
+   * Ends every open stream with a retryable 503 `SERVER_SHUTDOWN` (an error event, or a
    * problem response before the first event), waits up to `closeTimeout` ms
    * for them to flush, then destroys those whose client does not read.
    */
@@ -78,7 +83,7 @@ export class SseSessions {
       closing.push(new Promise(resolve => response.once('close', () => { entry.closed = true; resolve() })))
       // A response already ending (the handler returned) only needs to flush.
       // `reason` goes into the log line and the reporter context: a deploy, not an outage.
-      if (!response.writableEnded) session.end(new ServiceUnavailableError('The server is shutting down'), SHUTDOWN)
+      if (!response.writableEnded) session.end(new ServerShutdownError('The server is shutting down; reconnect to another instance'), SHUTDOWN)
     }
     if (closing.length === 0) return
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -159,7 +164,8 @@ export class SseSession {
   readonly send = (source: unknown): Promise<void> => {
     const channel = this.host.channel
     try {
-      if (this.over || !isStreamSource(source)) return this.channelSend.call(channel, source).then(undefined, this.onSendFailure)
+      if (this.over) return this.channelSend.call(channel, source).then(undefined, this.onSendFailure)
+      if (!isStreamSource(source)) return this.channelSend.call(channel, this.host.message(source)).then(undefined, this.onSendFailure)
       // @fastify/sse commits a Readable's headers at once; keep that.
       if (source instanceof Readable) channel.sendHeaders()
       const { iterable, release } = this.guard(source)
@@ -247,7 +253,10 @@ export class SseSession {
     stops.add(stop)
     const iterable = {
       [Symbol.asyncIterator] () { return this },
-      next: () => iterator.next(),
+      next: async () => {
+        const result = await iterator.next()
+        return result.done === true ? result : { done: false, value: this.host.message(result.value) }
+      },
       return: () => {
         stop()
         return Promise.resolve(DONE)

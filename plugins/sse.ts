@@ -1,9 +1,10 @@
 import fp from 'fastify-plugin'
+import type { Transform, TransformCallback } from 'node:stream'
 import fastifySseModule from '@fastify/sse'
 import type { SSEPluginOptions, SSEReplyInterface } from '@fastify/sse'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import { NotAcceptableError, type Fault } from '../lib/fault.js'
-import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseFaultEvent } from '../lib/sse-event.js'
+import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseFaultEvent, sseMessage, sseSerializer } from '../lib/sse-event.js'
 import { FaultlinePeerRegisteredError } from '../lib/errors.js'
 import { PluginOptions } from '../lib/options.js'
 import { appendHook } from '../lib/hooks.js'
@@ -108,11 +109,42 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
         final,
         terminalIdPrefix: settings.terminalIdPrefix,
         defaultRetry: settings.defaultRetry
-      })
+      }),
+      message: source => sseMessage(source, settings.terminalIdPrefix)
     }, sessions)
     sse.send = session.send
     sse.fault = session.fault
+    guardFormatting(sse)
     return session
+  }
+
+  /**
+   * @fastify/sse splits data on LF only and writes `id`, `event` and `retry`
+   * raw. `send()` goes through the session, which checks each message; here
+   * the serializer (the data of object messages, on every path) and the
+   * Transform of `reply.sse.stream()` get the same treatment.
+   */
+  function guardFormatting (sse: SSEReplyInterface): void {
+    const context = sse as SSEReplyInterface & { serializer: (data: unknown) => string }
+    context.serializer = sseSerializer(context.serializer)
+    const stream = sse.stream
+    sse.stream = function faultlineSseStream () {
+      const transform = stream.call(sse) as Transform
+      // @fastify/sse's Transform formats each chunk in `_transform` (its own
+      // property, set from the constructor's `transform` option).
+      const format = transform._transform
+      transform._transform = function (chunk: unknown, encoding: BufferEncoding, callback: TransformCallback) {
+        let safe: unknown
+        try {
+          safe = sseMessage(chunk, settings.terminalIdPrefix)
+        } catch (err) {
+          callback(err as Error)
+          return
+        }
+        format.call(this, safe, encoding, callback)
+      }
+      return transform
+    }
   }
 
   fastify.addHook('onRoute', routeOptions => {

@@ -5,6 +5,7 @@ import type { FastifyReply } from 'fastify'
 import { guardProcess } from './helpers/guard.js'
 import { buildSseApp } from './helpers/sse-app.js'
 import { listen, parseEvents, until } from './helpers/sse-client.js'
+import { ServerShutdownError } from '../index.js'
 
 /** A raw HTTP/1.1 client: opens an SSE request and collects what arrives; `read: false` never reads. */
 function openRaw (base: string, path: string, read = true): { socket: Socket, text: () => string, ended: Promise<void> } {
@@ -191,11 +192,11 @@ t.test('fastify.close(): every open stream gets a retryable 503 event and ends; 
     const last = events.at(-1)!
     t.equal(last.event, 'error')
     t.equal(last.id, undefined, 'not terminal')
-    t.match(JSON.parse(last.data), { status: 503, code: 'SERVICE_UNAVAILABLE' })
+    t.match(JSON.parse(last.data), { status: 503, code: 'SERVER_SHUTDOWN', title: 'Server Shutting Down' })
     t.same(retry, [3000])
   }
   waiting?.()
-  t.equal(seen.filter(s => s.fault.code === 'SERVICE_UNAVAILABLE' && s.context.reason === 'shutdown' && s.context.level === 'info' && s.context.transport === 'sse').length, 3)
+  t.equal(seen.filter(s => s.fault instanceof ServerShutdownError && s.fault.retryable && s.context.reason === 'shutdown' && s.context.level === 'info' && s.context.transport === 'sse').length, 3)
   t.equal(app.faultline.sse.open, 0)
 })
 
@@ -214,9 +215,9 @@ t.test('fastify.close() with a stream still before its first event, and one alre
   await app.close()
   const answer = await res
   t.equal(answer.status, 503)
-  t.match(await answer.json(), { code: 'SERVICE_UNAVAILABLE' })
+  t.match(await answer.json(), { status: 503, code: 'SERVER_SHUTDOWN' })
   release!()
-  t.same(seen.map(s => [s.fault.code, s.context.phase, s.context.reason]), [['SERVICE_UNAVAILABLE', 'before-response', 'shutdown']])
+  t.same(seen.map(s => [s.fault.code, s.context.phase, s.context.reason]), [['SERVER_SHUTDOWN', 'before-response', 'shutdown']])
 })
 
 t.test('fastify.close() with a client that never reads: cut after closeTimeout', async t => {

@@ -5,6 +5,7 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
 import { SseSession, SseSessions, type SseHost, type SseChannel } from '../lib/sse-session.js'
+import { sseMessage } from '../lib/sse-event.js'
 import { toFault, ConflictError, ForbiddenError, ServiceUnavailableError, type Fault } from '../index.js'
 import type { Phase } from '../lib/report.js'
 import { guardProcess } from './helpers/guard.js'
@@ -86,7 +87,8 @@ function harness (sessions = new SseSessions()): Harness {
     channel,
     report (err, phase, extra) { const fault = toFault(err); reports.push([fault.code, phase, extra]); return fault },
     failBefore (fault) { before.push(fault) },
-    errorEvent (fault, final) { return `event: error\ndata: ${fault.code}${final ? ' final' : ''}\n\n` }
+    errorEvent (fault, final) { return `event: error\ndata: ${fault.code}${final ? ' final' : ''}\n\n` },
+    message: sseMessage
   }
   const session = new SseSession(host, sessions)
   return { session, sessions, response, channel, reports, before }
@@ -231,9 +233,9 @@ t.test('shutdown: a 503 to every open stream, then the ones that do not close ar
   // A response that never closes by itself (the client does not read).
   writing.response.end = function () { this.writableEnded = true }
   await sessions.shutdown(20)
-  t.match(writing.reports, [['SERVICE_UNAVAILABLE', 'mid-stream', { reason: 'shutdown', level: 'info' }]])
+  t.match(writing.reports, [['SERVER_SHUTDOWN', 'mid-stream', { reason: 'shutdown', level: 'info' }]])
   t.ok(writing.response.destroyed, 'cut after closeTimeout')
-  t.same(fresh.before.map(f => f.code), ['SERVICE_UNAVAILABLE'], 'no event yet: the error path')
+  t.same(fresh.before.map(f => f.code), ['SERVER_SHUTDOWN'], 'no event yet: the error path')
   t.same(ended.reports, [], 'an ending response only flushes')
   await new SseSessions().shutdown(20)
   t.pass('nothing open: resolves at once')
