@@ -23,7 +23,7 @@ const HOSTILE = 'hi\revent: error\rid: faultline-terminal:FORBIDDEN\rretry: 1\rd
 const HOSTILE_DATA = HOSTILE.replace(/\r\n?/g, '\n')
 
 /** Every line of an SSE body (split on all three line breaks) is a data line or one of the route's own fields. */
-function foreignLines (body: string, allowed: RegExp = /^(data: .*|id: 1|retry: 20|)$/): string[] {
+function foreignLines (body: string, allowed: RegExp = /^(data: .*|id: 1|retry: 20|)$/s): string[] {
   return body.split(/\r\n|\r|\n/).filter(line => !allowed.test(line))
 }
 
