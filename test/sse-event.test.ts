@@ -4,7 +4,7 @@ import {
   sseFaultEvent, sseJsonEvent, isTerminalFault, isTerminalEventId, terminalEventId, DEFAULT_TERMINAL_ID_PREFIX,
   toProblem, defineFault, ForbiddenError, InternalError, ServiceUnavailableError, TooManyRequestsError
 } from '../index.js'
-import { retryFor, sseFieldValue, sseJsonLine } from '../lib/sse-event.js'
+import { retryFor, sseDataText, sseFieldValue, sseJsonLine, sseMessage, sseSerializer } from '../lib/sse-event.js'
 import { guardProcess } from './helpers/guard.js'
 import { parseEvents } from './helpers/sse-client.js'
 
@@ -92,4 +92,27 @@ t.test('property: no message, detail or code yields more than one event, and the
       !/[\r\u2028\u2029]/.test(bytes) && bytes.split('\n').length === 5
   }), { numRuns: 500 })
   t.pass('held for 500 runs')
+})
+
+t.test('sseMessage: text gets every line break as LF; fields that would break their line are refused', async t => {
+  guardProcess(t)
+  t.equal(sseDataText('a\rb\r\nc\nd\n\re'), 'a\nb\nc\nd\n\ne')
+  t.equal(sseMessage('x\ry'), 'x\ny')
+  t.equal(sseMessage(Buffer.from('x\r\ny')), 'x\ny')
+  t.same(sseMessage({ data: 'a\rb', id: 7, event: 'tick', retry: 10, other: 'dropped' }), { data: 'a\rb', id: '7', event: 'tick', retry: '10' }, 'data is left to the serializer')
+  t.same(sseMessage({ data: 1, id: '', event: 0, retry: null }), { data: 1 }, 'falsy fields are left out, as @fastify/sse does')
+  // Not a message: @fastify/sse refuses it or writes nothing; nothing to check.
+  for (const other of [null, undefined, 42, { id: 'x\r' }]) t.equal(sseMessage(other), other)
+  t.throws(() => sseMessage({ data: 1, id: 'a\rb' }), { code: 'INTERNAL', status: 500, message: /^SSE event id "a\\rb" holds a line break/ })
+  t.throws(() => sseMessage({ data: 1, event: 'x'.repeat(100) + '\n' }), { message: /^SSE event event "x{40}…" holds/ }, 'a long value is previewed')
+  t.throws(() => sseMessage({ data: 1, id: 'T:1' }, 'T:'), { message: /terminal prefix "T:"/ })
+  t.same(sseMessage({ data: 1, id: 'faultline-terminal:X' }, 'T:'), { data: 1, id: 'faultline-terminal:X' }, 'only the configured prefix is reserved')
+})
+
+t.test('sseSerializer: the serializer\'s text gets every line break as LF', async t => {
+  guardProcess(t)
+  t.equal(sseSerializer(String)('a\rb\r\nc'), 'a\nb\nc')
+  t.equal(sseSerializer(JSON.stringify)('a\rb'), '"a\\rb"')
+  const odd = sseSerializer(() => undefined as unknown as string)
+  t.equal(odd(1), undefined, 'what is not text is passed on for @fastify/sse to handle')
 })
