@@ -74,7 +74,7 @@ t.test('Node\'s default header limit: 431 before any handler runs, and the serve
 })
 
 t.test('a raised limit: the whole value reaches the route, a terminal one gets 204, a fault is reported once without it', async t => {
-  const { base, reported, logs, seenIds } = await build(t, { http: { maxHeaderSize: 4 * MiB } })
+  const { base, reported, logs, seenIds } = await build(t, { http: { maxHeaderSize: 4 * MiB } } as FastifyServerOptions)
   const sse = await request(base + '/events', { headers: { accept: 'text/event-stream', 'last-event-id': HUGE } })
   t.equal(sse.statusCode, 200)
   t.same(parseEvents(await sse.body.text()).events.map(e => e.data), [String(MiB)], 'SSE: the route saw all of it')

@@ -126,13 +126,13 @@ t.test('a hostile id, event or retry is refused: one error event after the first
   let current: Record<string, unknown> = {}
   app.get('/after', { sse: true }, async (_request, reply) => {
     await reply.sse.send({ data: 'first' })
-    await reply.sse.send(current)
+    await reply.sse.send(current as never)
   })
   app.get('/iterable', { sse: true }, async (_request, reply) => {
-    await reply.sse.send((async function * () { yield { data: 'first' }; yield current })())
+    await reply.sse.send((async function * () { yield { data: 'first' }; yield current as never })())
   })
   app.get('/before', { sse: true }, async (_request, reply) => {
-    await reply.sse.send(current)
+    await reply.sse.send(current as never)
   })
   const base = await listen(app)
   for (const [name, message, why] of REFUSED) {
@@ -176,7 +176,7 @@ t.test('ordinary fields still pass: ids, event names and retry as @fastify/sse w
   const { app } = await buildSseApp(t)
   app.get('/fine', { sse: true }, async (_request, reply) => {
     await reply.sse.send({ id: 'evt-1 \u2028 é', event: 'tick', data: { n: 1 }, retry: 500 })
-    await reply.sse.send({ id: 42, event: 'terminal-but-not-prefix', data: 'x' })
+    await reply.sse.send({ id: 42, event: 'terminal-but-not-prefix', data: 'x' } as never)
     await reply.sse.send({ id: '', event: '', data: 'falsy fields are left out', retry: 0 })
   })
   const base = await listen(app)

@@ -17,7 +17,7 @@ const HEAD_END = Buffer.from('\r\n\r\n')
 
 function requestFor (path: string): string {
   if (path === '/ws') {
-    return `GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    return 'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
       `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
   }
   const accept = path === '/sse' ? 'text/event-stream' : '*/*'
