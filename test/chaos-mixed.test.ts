@@ -21,6 +21,7 @@ import { guardProcess } from './helpers/guard.js'
 import { captureLogs } from './helpers/logs.js'
 import { aboveBaseline, resources, settle } from './helpers/chaos-client.js'
 import { foreignStreamLogs } from './helpers/stream-app.js'
+import { plainNodeEnv } from './helpers/child-env.js'
 
 guardProcess(t)
 
@@ -28,12 +29,6 @@ const TRANSPORTS = ['/http', '/raw', '/ndjson', '/sse', '/ws'] as const
 type Path = typeof TRANSPORTS[number]
 const TOTAL = Math.max(500, Math.round(Number(process.env.FAULTLINE_CHAOS_MIXED ?? 2500) / 5) * 5 || 2500)
 const PER = TOTAL / TRANSPORTS.length
-
-function withoutCoverage (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const copy = { ...env }
-  for (const key of Object.keys(copy)) if (key.startsWith('NODE_V8_COVERAGE') || key === 'NODE_OPTIONS') delete copy[key]
-  return copy
-}
 
 t.test(`${TOTAL.toLocaleString('en')} concurrent aborts across HTTP, raw, ndjson, SSE and WebSocket`, async t => {
   const logs = captureLogs()
@@ -91,7 +86,7 @@ t.test(`${TOTAL.toLocaleString('en')} concurrent aborts across HTTP, raw, ndjson
 
   const child = fork(new URL('./helpers/abort-clients.ts', import.meta.url), {
     execArgv: ['--import', 'tsx'],
-    env: { ...withoutCoverage(process.env), _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    env: plainNodeEnv(),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill() })
