@@ -160,25 +160,31 @@ export function serializeFault (fault: Fault, lazily = false, original?: unknown
  * the original itself.
  */
 function describeAdopted (out: SerializedFault, source: object, lazily: boolean): void {
-  let described: DebugCause[] | undefined
-  const chain = (): DebugCause[] => (described ??= causeChain(source))
   if (lazily) {
-    const self = (): DebugCause | undefined => chain()[0]
-    const { name, code } = out
-    lazy(out, 'name', () => self()?.name ?? name)
-    lazy(out, 'code', () => self()?.code ?? code)
-    lazy(out, 'stack', () => self()?.stack)
-    if (hasCause(source)) lazy(out, 'cause', () => nonEmpty(chain().slice(1)))
-    lazy(out, 'fields', () => self()?.fields)
+    describeAdoptedLazily(out, source)
     return
   }
-  const [self, ...causes] = chain()
+  const chain = causeChain(source)
+  const self = chain[0]
   if (self === undefined) return
   out.name = self.name
   if (self.code !== undefined) out.code = self.code
   if (self.stack !== undefined) out.stack = self.stack
-  if (causes.length > 0) out.cause = causes
+  if (chain.length > 1) out.cause = chain.slice(1)
   if (self.fields !== undefined) out.fields = self.fields
+}
+
+/** `describeAdopted` with every member computed on its first read. */
+function describeAdoptedLazily (out: SerializedFault, source: object): void {
+  let described: DebugCause[] | undefined
+  const chain = (): DebugCause[] => (described ??= causeChain(source))
+  const self = (): DebugCause | undefined => chain()[0]
+  const { name, code } = out
+  lazy(out, 'name', () => self()?.name ?? name)
+  lazy(out, 'code', () => self()?.code ?? code)
+  lazy(out, 'stack', () => self()?.stack)
+  if (hasCause(source)) lazy(out, 'cause', () => nonEmpty(chain().slice(1)))
+  lazy(out, 'fields', () => self()?.fields)
 }
 
 function hasCause (value: object): boolean {

@@ -254,7 +254,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
 
   fastify.decorate('faultline', faultline)
   // The report path's per-request dedupe memory, in a slot every request has.
-  if (!fastify.hasRequestDecorator(kReported)) fastify.decorateRequest(kReported, null)
+  fastify.decorateRequest(kReported, null)
 
   // OpenAPI: each route's `faults` become problem responses (lib/openapi.ts).
   // faultline sends problem bodies as strings, so these schemas never
