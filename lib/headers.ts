@@ -50,11 +50,15 @@ function isReplyHeaders (key: symbol): boolean {
  * `reply.getHeaders()` when a Fastify keeps them elsewhere. Never throws.
  */
 export function headersToWrite (reply: HeaderSource): Readonly<Record<string, unknown>> {
-  let headers = replyHeaders === undefined ? undefined : (reply as unknown as Record<symbol, unknown>)[replyHeaders]
+  const slots = reply as unknown as Record<symbol, unknown>
+  let headers = replyHeaders === undefined ? undefined : slots[replyHeaders]
   if (headers === undefined) {
     // First call, or a reply from another copy of Fastify (its own symbol).
-    replyHeaders = Object.getOwnPropertySymbols(reply).find(isReplyHeaders) ?? replyHeaders
-    headers = replyHeaders === undefined ? undefined : (reply as unknown as Record<symbol, unknown>)[replyHeaders]
+    const key = Object.getOwnPropertySymbols(reply).find(isReplyHeaders)
+    if (key !== undefined) {
+      replyHeaders = key
+      headers = slots[key]
+    }
   }
   return typeof headers === 'object' && headers !== null ? headers as Record<string, unknown> : reply.getHeaders()
 }

@@ -259,8 +259,7 @@ const EMPTY_FUNCTION = /^(?:function\b[^(]*|[\w$]*\s*)\(\s*\)\s*(?:=>\s*)?\{\s*\
 // Per function, not per call: a logger's methods are a handful of shared functions.
 const emptyFunctions = new WeakMap<object, boolean>()
 
-function isEmptyFunction (fn: unknown): boolean {
-  if (typeof fn !== 'function') return false
+function isEmptyFunction (fn: FaultLogger['info']): boolean {
   let empty = emptyFunctions.get(fn)
   if (empty === undefined) {
     empty = EMPTY_FUNCTION.test(Function.prototype.toString.call(fn))
