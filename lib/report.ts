@@ -160,25 +160,31 @@ export function serializeFault (fault: Fault, lazily = false, original?: unknown
  * the original itself.
  */
 function describeAdopted (out: SerializedFault, source: object, lazily: boolean): void {
-  let described: DebugCause[] | undefined
-  const chain = (): DebugCause[] => (described ??= causeChain(source))
   if (lazily) {
-    const self = (): DebugCause | undefined => chain()[0]
-    const { name, code } = out
-    lazy(out, 'name', () => self()?.name ?? name)
-    lazy(out, 'code', () => self()?.code ?? code)
-    lazy(out, 'stack', () => self()?.stack)
-    if (hasCause(source)) lazy(out, 'cause', () => nonEmpty(chain().slice(1)))
-    lazy(out, 'fields', () => self()?.fields)
+    describeAdoptedLazily(out, source)
     return
   }
-  const [self, ...causes] = chain()
+  const chain = causeChain(source)
+  const self = chain[0]
   if (self === undefined) return
   out.name = self.name
   if (self.code !== undefined) out.code = self.code
   if (self.stack !== undefined) out.stack = self.stack
-  if (causes.length > 0) out.cause = causes
+  if (chain.length > 1) out.cause = chain.slice(1)
   if (self.fields !== undefined) out.fields = self.fields
+}
+
+/** `describeAdopted` with every member computed on its first read. */
+function describeAdoptedLazily (out: SerializedFault, source: object): void {
+  let described: DebugCause[] | undefined
+  const chain = (): DebugCause[] => (described ??= causeChain(source))
+  const self = (): DebugCause | undefined => chain()[0]
+  const { name, code } = out
+  lazy(out, 'name', () => self()?.name ?? name)
+  lazy(out, 'code', () => self()?.code ?? code)
+  lazy(out, 'stack', () => self()?.stack)
+  if (hasCause(source)) lazy(out, 'cause', () => nonEmpty(chain().slice(1)))
+  lazy(out, 'fields', () => self()?.fields)
 }
 
 function hasCause (value: object): boolean {
@@ -192,6 +198,16 @@ function hasCause (value: object): boolean {
 export type Report = <R extends ReportRequest>(fault: Fault, context: FaultContext<R>, original?: unknown) => boolean
 
 /**
+ * The key of the slot where a request remembers what it reported, for
+ * dedupe. A plugin that declares it on its requests (`decorateRequest`, so
+ * every request has the same shape) spares each request a WeakMap entry;
+ * requests without it are remembered in a WeakMap.
+ */
+export const kReported: unique symbol = Symbol('fastify-faultline.reported')
+
+type Remembered = { [kReported]?: unknown[] | null }
+
+/**
  * The one report path: log the fault once, then hand it to every reporter.
  * Returns false when this request already reported the same fault (or the
  * same original value), so a fault seen by two layers is logged once.
@@ -203,9 +219,12 @@ export function createReport (options: ReportOptions): Report {
   return function report (fault, context, original) {
     const request = context.request
     if (request !== undefined && request !== null && context.dedupe !== false) {
-      const already = seen.get(request)
-      if (already === undefined) {
-        seen.set(request, original === undefined || original === fault ? [fault] : [fault, original])
+      const slot = kReported in request
+      const already = slot ? (request as Remembered)[kReported] : seen.get(request)
+      if (already === undefined || already === null) {
+        const list = original === undefined || original === fault ? [fault] : [fault, original]
+        if (slot) (request as Remembered)[kReported] = list
+        else seen.set(request, list)
       } else {
         if (already.includes(fault) || (original !== undefined && already.includes(original))) return false
         already.push(fault)
@@ -215,12 +234,38 @@ export function createReport (options: ReportOptions): Report {
     }
     const log = request?.log ?? options.log
     const level = context.level ?? levelFor(fault, logLevel)
-    if (level !== 'silent' && (log.isLevelEnabled === undefined || log.isLevelEnabled(level))) {
+    if (level !== 'silent' && enabled(log, level)) {
       log[level](logRecord(fault, context, level, log.isLevelEnabled === undefined, original), fault.message)
     }
     for (const reporter of reporters) callReporter(reporter, fault, context, log)
     return true
   }
+}
+
+/**
+ * Whether a line at `level` would go anywhere: pino answers itself
+ * (`silent`, a level above the fault's); a logger without
+ * `isLevelEnabled` whose method for the level is an empty function
+ * (Fastify's `logger: false`, abstract-logging's `noop`) drops every
+ * record, so none is built.
+ */
+function enabled (log: FaultLogger, level: Exclude<LogLevel, 'silent'>): boolean {
+  return log.isLevelEnabled === undefined ? !isEmptyFunction(log[level]) : log.isLevelEnabled(level)
+}
+
+// An empty function, as Function.prototype.toString prints it: `function noop () { }`,
+// `() => {}`, a method `info () {}`.
+const EMPTY_FUNCTION = /^(?:function\b[^(]*|[\w$]*\s*)\(\s*\)\s*(?:=>\s*)?\{\s*\}$/
+// Per function, not per call: a logger's methods are a handful of shared functions.
+const emptyFunctions = new WeakMap<object, boolean>()
+
+function isEmptyFunction (fn: FaultLogger['info']): boolean {
+  let empty = emptyFunctions.get(fn)
+  if (empty === undefined) {
+    empty = EMPTY_FUNCTION.test(Function.prototype.toString.call(fn))
+    emptyFunctions.set(fn, empty)
+  }
+  return empty
 }
 
 function logRecord (fault: Fault, context: FaultContext<any>, level: LogLevel, lazily: boolean, original: unknown): Record<string, unknown> {

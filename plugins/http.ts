@@ -10,10 +10,10 @@ import { catalogDocument, catalogMarkdown, type CatalogDocEntry } from '../lib/c
 import { carriedHeaders, toFault, toFaultForReply } from '../lib/normalize.js'
 import { toProblem, type ProblemDetails } from '../lib/problem.js'
 import { stringifyProblem } from '../lib/problem-json.js'
-import { createReport, LOG_LEVELS, responsePhase, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
+import { createReport, kReported, LOG_LEVELS, responsePhase, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
 import { isPlainObject, PluginOptions } from '../lib/options.js'
 import { truncateResponse } from '../lib/truncate.js'
-import { invalidHeaderNames } from '../lib/headers.js'
+import { headersToWrite, invalidHeaderNames } from '../lib/headers.js'
 
 export interface FaultlineHttpOptions {
   /** One reporter or many, called as `(fault, { transport, phase, request })` after the fault is logged. */
@@ -195,16 +195,15 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     // that carries none of its own.
     const fault = headersSent ? toFault(err) : toFaultForReply(err, reply.statusCode)
     const request = reply.request
-    const ctx: FaultContext<FastifyRequest> = {
-      ...context,
-      transport: context?.transport ?? 'http',
-      // A context's phase holds only while nothing went out.
-      phase: (headersSent ? undefined : context?.phase) ?? responsePhase(headersSent),
-      request
-    }
+    // A context's phase holds only while nothing went out.
+    const phase = (headersSent ? undefined : context?.phase) ?? responsePhase(headersSent)
+    // The error handler gives no context: no copy of one.
+    const ctx: FaultContext<FastifyRequest> = context === undefined
+      ? { transport: 'http', phase, request }
+      : { ...context, transport: context.transport ?? 'http', phase, request }
     if (!headersSent) {
       // A header Node refuses would make writeHead throw and lose the problem: drop it, and say so in the log line.
-      const invalid = invalidHeaderNames(reply.getHeaders())
+      const invalid = invalidHeaderNames(headersToWrite(reply))
       if (invalid.length > 0) {
         for (const name of invalid) reply.removeHeader(name)
         ctx.droppedHeaders = invalid
@@ -254,6 +253,8 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
   } satisfies Pick<Faultline, 'report' | 'toProblem' | 'problemJson' | 'sendProblem' | 'catalog' | 'catalogJson' | 'catalogMarkdown' | 'tagRequestId'> as Faultline
 
   fastify.decorate('faultline', faultline)
+  // The report path's per-request dedupe memory, in a slot every request has.
+  fastify.decorateRequest(kReported, null)
 
   // OpenAPI: each route's `faults` become problem responses (lib/openapi.ts).
   // faultline sends problem bodies as strings, so these schemas never

@@ -5,7 +5,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { faultlineHttp, faultlineStream, NotFoundError, type Fault, type FaultContext } from '../index.js'
-import { invalidHeaderNames } from '../lib/headers.js'
+import { headersToWrite, invalidHeaderNames } from '../lib/headers.js'
 import { captureLogs } from './helpers/logs.js'
 import { guardProcess } from './helpers/guard.js'
 
@@ -14,6 +14,24 @@ guardProcess(t)
 t.test('invalidHeaderNames follows Node\'s rules', async t => {
   t.same(invalidHeaderNames({ a: 'x', b: 1, c: ['y', 2], d: undefined, e: 'tab\there', f: 'é latin-1 ÿ' }), [])
   t.same(invalidHeaderNames({ a: 'x\r\ny', b: 'ok', c: '€', d: ['ok', 'x\n'], e: {}, 'bad name': 'v', f: 'nul\0' }), ['a', 'c', 'd', 'e', 'bad name', 'f'])
+})
+
+t.test('headersToWrite: the headers set with reply.header(), without a copy; reply.getHeaders() where Fastify keeps them elsewhere', async t => {
+  const app = Fastify()
+  app.get('/', async (_req, reply) => {
+    reply.header('x-one', 'a')
+    reply.raw.setHeader('x-raw', 'checked by Node')
+    const headers = headersToWrite(reply)
+    t.equal(headers['x-one'], 'a')
+    t.equal(headers['x-raw'], undefined, 'the raw response\'s own headers passed Node\'s setHeader check')
+    t.equal(headersToWrite(reply), headers, 'the same object every time: nothing copied')
+    return 'ok'
+  })
+  t.equal((await app.inject('/')).statusCode, 200)
+  const elsewhere = { getHeaders: () => ({ 'x-two': 'b' }) }
+  t.same(headersToWrite(elsewhere), { 'x-two': 'b' }, 'no headers slot: getHeaders()')
+  const odd = { [Symbol('fastify.reply.headers')]: 'not an object', getHeaders: () => ({ 'x-three': 'c' }) }
+  t.same(headersToWrite(odd), { 'x-three': 'c' }, 'a slot that holds no object: getHeaders()')
 })
 
 t.test('a refused header never costs the problem, on any route, over a real socket', async t => {

@@ -1,4 +1,5 @@
 import t from 'tap'
+import Fastify from 'fastify'
 import { NotFoundError, InternalError, ClientClosedError, defineFault, toFault, type FaultContext } from '../index.js'
 import { createReport, levelFor, serializeFault, type FaultLogger } from '../lib/report.js'
 import { guardProcess } from './helpers/guard.js'
@@ -109,6 +110,36 @@ t.test('builds nothing when the level is off; silent never logs', async t => {
   const noCheck = fakeLogger(undefined, false)
   createReport({ reporters: [], log: noCheck })(new NotFoundError('x'), { transport: 'http', phase: 'before-response' })
   t.equal(noCheck.entries.length, 1, 'a logger without isLevelEnabled is just called')
+})
+
+t.test('a logger whose method for the level is empty (Fastify\'s logger: false) gets no record built', async t => {
+  // A fault whose details count their reads: the record is the only reader here.
+  let reads = 0
+  const fault = new InternalError('x', { details: { sku: 1 } })
+  Object.defineProperty(fault, 'details', { get () { reads++; return { sku: 1 } } })
+  let reported = 0
+  const reporters = [() => { reported++ }]
+  const empties: FaultLogger[] = [
+    Fastify({ logger: false }).log,
+    { trace () {}, debug () {}, info () {}, warn () {}, error () {}, fatal () {} },
+    { trace: () => {}, debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, fatal: () => {} },
+    { trace: function () { }, debug: function () { }, info: function () { }, warn: function () { }, error: function () { }, fatal: function () { } }
+  ]
+  for (const log of empties) {
+    t.equal(createReport({ reporters, log })(fault, { transport: 'http', phase: 'before-response' }), true)
+  }
+  t.equal(reads, 0, 'no record was built')
+  t.equal(reported, empties.length, 'reporters still run')
+
+  // A method with a body, or only the fault's level left empty: the record goes out.
+  const lines: unknown[] = []
+  const writes = (obj: object): void => { lines.push(obj) }
+  const partly = { trace () {}, debug () {}, info () {}, warn () {}, error: writes, fatal () {} }
+  createReport({ reporters: [], log: partly })(fault, { transport: 'http', phase: 'before-response' })
+  createReport({ reporters: [], log: partly })(new NotFoundError('quiet'), { transport: 'http', phase: 'before-response' })
+  t.equal(lines.length, 1, 'the 5xx line went to the method with a body; the 4xx to an empty one')
+  t.ok(reads > 0, 'its record read the details')
+  t.match(lines[0], { fault: { code: 'INTERNAL', status: 500, details: /sku/ }, transport: 'http', handled: true, err: { name: 'InternalError', stack: /InternalError: x/ } }, 'the same record as ever')
 })
 
 t.test('a reporter that throws or rejects is logged and ignored', async t => {

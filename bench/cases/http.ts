@@ -1,10 +1,12 @@
 import fastifyWebsocket from '@fastify/websocket'
+import fastifySensible from '@fastify/sensible'
 import createHttpError from 'http-errors'
-import { bareApp, faultlineApp } from '../lib/app.js'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { bareApp, faultlineApp, withLogger, type Logger } from '../lib/app.js'
 import { cannon } from '../lib/load.js'
 import { loadFaultLib, loadPlugins } from '../lib/plugins.js'
 import { fastifySse } from './sse.js'
-import type { Case, Row, Variant } from '../lib/types.js'
+import type { Case, Row, ServerContext, Variant } from '../lib/types.js'
 import type { Harness } from '../lib/harness.js'
 
 // Cases 1-3: plain HTTP under autocannon. Each reports req/s (the target),
@@ -20,6 +22,15 @@ async function httpRows (h: Harness, label: string, path: string, status: number
     { name: `${label} p99 latency`, unit: 'ms', better: 'lower', baseline: pick('baseline', r => r.value.p99), faultline: pick('faultline', r => r.value.p99) },
     { name: `${label} server CPU per request`, unit: 'µs', better: 'lower', detail: true, baseline: pick('baseline', r => r.cpu / r.value.requests), faultline: pick('faultline', r => r.cpu / r.value.requests) }
   ]
+}
+
+/** Bare Fastify with the peer plugins faultline registers (those whose faultline plugin is found). */
+async function peersApp (ctx: ServerContext, peers: { websocket?: boolean } = {}): Promise<FastifyInstance> {
+  const plugins = await loadPlugins()
+  const app = bareApp(ctx)
+  if (plugins.sse !== undefined) await app.register(fastifySse)
+  if (plugins.websocket !== undefined && peers.websocket !== false) await app.register(fastifyWebsocket)
+  return app
 }
 
 export const happyPath: Case = {
@@ -46,42 +57,132 @@ export const happyPathPeers: Case = {
   requires: ['http'],
   async build (ctx) {
     if (ctx.variant === 'faultline') return happyPath.build(ctx)
-    const plugins = await loadPlugins()
-    const app = bareApp(ctx)
-    if (plugins.sse !== undefined) await app.register(fastifySse)
-    if (plugins.websocket !== undefined) await app.register(fastifyWebsocket)
+    const app = await peersApp(ctx)
     app.get('/json', async () => ({ hello: 'world' }))
     return app
   },
   bench: async h => (await httpRows(h, '1b happy path vs same peers', '/json', 200, undefined)).map(r => ({ ...r, detail: true }))
 }
 
-export const errorPath: Case = {
-  id: '2',
-  title: 'error path: thrown NotFoundError as problem+json vs http-errors 404 through Fastify\'s default handler',
-  requires: ['http'],
-  async build (ctx) {
-    if (ctx.variant === 'baseline') {
-      const app = bareApp(ctx)
-      app.get('/widgets/:id', async (request) => { throw createHttpError(404, `No widget ${(request.params as { id: string }).id}`) })
+// Cases 2 and 3: the error path, against Fastify's default error handler.
+// Every faultline plugin is registered at the root, as the README shows;
+// the baseline is Fastify with the same peer plugins (@fastify/websocket,
+// @fastify/sse), so what is compared is the error handling. Each baseline
+// users actually throw is a case of its own, with the logger off and pino
+// at info (the logger is the case's, whatever --logger says).
+
+type Route = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+
+const widget = (request: FastifyRequest): string => `No widget ${(request.params as { id: string }).id}`
+
+/** A thrown 404, as each kind of baseline throws it (or sends it). */
+const NOT_FOUND_BASELINES = {
+  // What most Fastify code throws: the headline baseline.
+  statusCode: { label: 'Error + statusCode', route: async request => { throw Object.assign(new Error(widget(request)), { statusCode: 404 }) } },
+  httpErrors: { label: 'http-errors', route: async request => { throw createHttpError(404, widget(request)) } },
+  sensible: { label: '@fastify/sensible httpErrors', route: async function (this: FastifyInstance, request) { throw this.httpErrors.notFound(widget(request)) } },
+  // No error at all: the route answers the 404 itself.
+  send: { label: 'reply.code(404).send', route: async (request, reply) => reply.code(404).send({ statusCode: 404, error: 'Not Found', message: widget(request) }) }
+} satisfies Record<string, { label: string, route: Route }>
+
+type Baseline = keyof typeof NOT_FOUND_BASELINES
+
+const LOGGER_LABEL: Record<Logger, string> = { off: 'logger off', info: 'pino at info' }
+
+function notFoundCase (id: string, baseline: Baseline, logger: Logger, target: number | undefined, fullOnly: boolean): Case {
+  const { label } = NOT_FOUND_BASELINES[baseline]
+  return {
+    id,
+    title: `error path, ${LOGGER_LABEL[logger]}: thrown NotFoundError as problem+json (every plugin at the root) vs ${label} 404 through Fastify's default handler (same peers)`,
+    fullOnly,
+    requires: ['http'],
+    async build (context) {
+      const ctx = withLogger(context, logger)
+      if (ctx.variant === 'baseline') {
+        const app = await peersApp(ctx)
+        if (baseline === 'sensible') await app.register(fastifySensible)
+        app.get('/widgets/:id', NOT_FOUND_BASELINES[baseline].route)
+        return app
+      }
+      const { NotFoundError } = await loadFaultLib()
+      const app = await faultlineApp(ctx, 'all')
+      app.get('/widgets/:id', async (request) => { throw new NotFoundError(widget(request)) })
       return app
-    }
-    const { NotFoundError } = await loadFaultLib()
-    const app = await faultlineApp(ctx, ['http'])
-    app.get('/widgets/:id', async (request) => { throw new NotFoundError(`No widget ${(request.params as { id: string }).id}`) })
-    return app
-  },
-  bench: h => httpRows(h, '2 error path (404)', '/widgets/42', 404, 1.0)
+    },
+    bench: h => httpRows(h, `${id} thrown 404 vs ${label}, ${LOGGER_LABEL[logger]}`, '/widgets/42', 404, target)
+  }
 }
 
-export const unexposed500: Case = {
-  id: '3',
-  title: 'unexposed 500: a plain Error, redacted problem+json vs Fastify\'s default 500',
-  requires: ['http'],
-  async build (ctx) {
-    const app = ctx.variant === 'baseline' ? bareApp(ctx) : await faultlineApp(ctx, ['http'])
-    app.get('/boom', async () => { throw new Error('connect ECONNREFUSED 10.0.0.7:5432') })
+function unexposedCase (id: string, logger: Logger): Case {
+  return {
+    id,
+    title: `unexposed 500, ${LOGGER_LABEL[logger]}: a plain Error, redacted problem+json (every plugin at the root) vs Fastify's default 500 (same peers)`,
+    requires: ['http'],
+    async build (context) {
+      const ctx = withLogger(context, logger)
+      const app = ctx.variant === 'baseline' ? await peersApp(ctx) : await faultlineApp(ctx, 'all')
+      app.get('/boom', async () => { throw new Error('connect ECONNREFUSED 10.0.0.7:5432') })
+      return app
+    },
+    bench: h => httpRows(h, `${id} unexposed 500, ${LOGGER_LABEL[logger]}`, '/boom', 500, 1.0)
+  }
+}
+
+export const errorPaths: readonly Case[] = [
+  notFoundCase('2', 'statusCode', 'info', 1.0, false),
+  notFoundCase('2o', 'statusCode', 'off', 1.0, false),
+  notFoundCase('2h', 'httpErrors', 'info', 1.0, true),
+  notFoundCase('2ho', 'httpErrors', 'off', 1.0, true),
+  notFoundCase('2s', 'sensible', 'info', 1.0, true),
+  notFoundCase('2so', 'sensible', 'off', 1.0, true),
+  notFoundCase('2r', 'send', 'info', undefined, true),
+  notFoundCase('2ro', 'send', 'off', undefined, true),
+  unexposedCase('3', 'info'),
+  unexposedCase('3o', 'off')
+]
+
+/**
+ * What @fastify/websocket itself costs a plain route's error (its onRequest
+ * and onResponse hooks run for every request of the instance it is
+ * registered on): Fastify with @fastify/sse vs the same plus
+ * @fastify/websocket, both with Fastify's default handler. No faultline code.
+ */
+export const websocketPeerCost: Case = {
+  id: '2w',
+  title: 'diagnostic: @fastify/websocket\'s own cost on a plain route\'s thrown 404 (Error + statusCode), logger off: Fastify + @fastify/sse, without vs with @fastify/websocket',
+  fullOnly: true,
+  requires: ['http', 'websocket'],
+  async build (context) {
+    const ctx = withLogger(context, 'off')
+    const app = await peersApp(ctx, { websocket: ctx.variant === 'faultline' })
+    app.get('/widgets/:id', NOT_FOUND_BASELINES.statusCode.route)
     return app
   },
-  bench: h => httpRows(h, '3 unexposed 500', '/boom', 500, undefined)
+  bench: async h => (await httpRows(h, '2w @fastify/websocket alone (without -> with), thrown 404, logger off', '/widgets/42', 404, undefined)).map(r => ({ ...r, detail: true }))
+}
+
+/**
+ * What faultline's plugins other than faultlineHttp cost a plain route's
+ * error: faultlineHttp with the peer plugins registered plainly vs every
+ * faultline plugin (which registers the same peers itself).
+ */
+export const pluginsCost: Case = {
+  id: '2p',
+  title: 'diagnostic: faultline\'s other plugins\' cost on a plain route\'s thrown NotFoundError, logger off: faultlineHttp + the peer plugins vs every faultline plugin at the root',
+  fullOnly: true,
+  requires: ['http'],
+  async build (context) {
+    const ctx = withLogger(context, 'off')
+    const { NotFoundError } = await loadFaultLib()
+    let app: FastifyInstance
+    if (ctx.variant === 'baseline') {
+      app = await peersApp(ctx)
+      await app.register((await loadPlugins()).http!)
+    } else {
+      app = await faultlineApp(ctx, 'all')
+    }
+    app.get('/widgets/:id', async (request) => { throw new NotFoundError(widget(request)) })
+    return app
+  },
+  bench: async h => (await httpRows(h, '2p faultlineHttp + peers -> every plugin, thrown 404, logger off', '/widgets/42', 404, undefined)).map(r => ({ ...r, detail: true }))
 }

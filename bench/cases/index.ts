@@ -1,5 +1,5 @@
 import type { Case } from '../lib/types.js'
-import { happyPath, happyPathPeers, errorPath, unexposed500 } from './http.js'
+import { happyPath, happyPathPeers, errorPaths, websocketPeerCost, pluginsCost } from './http.js'
 import { happyPathOtel, happyPathOtelAll } from './otel.js'
 import { streams } from './stream.js'
 import { streamCompress } from './stream-compress.js'
@@ -9,4 +9,4 @@ import { clientChurn } from './churn.js'
 import { enqueue } from './enqueue.js'
 
 /** Every case, in table order. */
-export const CASES: readonly Case[] = [happyPath, happyPathPeers, happyPathOtel, happyPathOtelAll, errorPath, unexposed500, streams, streamCompress, sse, websocket, clientChurn, enqueue]
+export const CASES: readonly Case[] = [happyPath, happyPathPeers, happyPathOtel, happyPathOtelAll, ...errorPaths, websocketPeerCost, pluginsCost, streams, streamCompress, sse, websocket, clientChurn, enqueue]

@@ -22,3 +22,13 @@ export async function faultlineApp (ctx: ServerContext, which: 'all' | readonly 
   }
   return app
 }
+
+export type Logger = 'info' | 'off'
+
+/**
+ * `ctx` with its logger set to `logger`, whatever `--logger` says: pino at
+ * info into /dev/null (as bench/server.ts sets it), or none.
+ */
+export function withLogger (ctx: ServerContext, logger: Logger): ServerContext {
+  return { ...ctx, fastifyOptions: { ...ctx.fastifyOptions, logger: logger === 'info' ? { level: 'info', file: '/dev/null' } : false } }
+}
