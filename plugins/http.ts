@@ -343,7 +343,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
 
 /** Whether `fault` is the server fault being sent, again: the same failure, already reported. */
 function repeats (fault: Fault, sending: Fault): boolean {
-  return fault === sending || (sending.status >= 500 && fault.code === sending.code && fault.name === sending.name && fault.message === sending.message)
+  return sending.status >= 500 && fault.code === sending.code && fault.name === sending.name && fault.message === sending.message
 }
 
 /** The central error handler: every thrown value becomes an RFC 9457 problem+json response. */
