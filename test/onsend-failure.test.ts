@@ -164,7 +164,7 @@ t.test('a hook that fails only on problems: the route\'s 404 becomes a minimal 5
   t.equal(c.reports[1]![1].transport, 'http')
 })
 
-t.test('a stream failing before its first byte: reported once as a stream fault, the hook's failure once as an http one', async t => {
+t.test('a stream failing before its first byte: reported once as a stream fault, the hook\'s failure once as an http one', async t => {
   const c = await appWith(t, 'done', 'problems')
   const res = await fetch(c.base + '/s/stream')
   t.equal(res.status, 500)
