@@ -352,11 +352,12 @@ for (const mode of H2_MODES) {
         scope.get('/nf', async () => { throw new NotFoundError('nope') })
         scope.get('/ok', async () => ({ ok: true }))
         scope.get('/stream', async (_req, reply) => reply.streamSafe(Readable.from((async function * () { throw new Error('no first byte') })())))
+        scope.get('/sse', { sse: true }, async () => { throw new Error('no first event') })
       })
     })
     const session = await h2Session(t, h)
-    for (const path of ['/nf', '/ok', '/stream']) {
-      const res = await h2Request(session, path)
+    for (const path of ['/nf', '/ok', '/stream', '/sse']) {
+      const res = await h2Request(session, path, { headers: { accept: 'text/event-stream' } })
       t.equal(res.status, 500, path)
       t.equal(res.rstCode, 0, `${path}: a clean end of a whole response`)
       t.equal(res.headers['content-type'], PROBLEM)
@@ -364,7 +365,7 @@ for (const mode of H2_MODES) {
       t.equal(JSON.parse(res.body).code, 'INTERNAL')
       t.notMatch(res.body, SECRET)
     }
-    t.equal(secretLines(h.lines).length, 3, 'one line per request carries the hook\'s message')
+    t.equal(secretLines(h.lines).length, 4, 'one line per request carries the hook\'s message')
     t.same(warnings, [])
   })
 }
