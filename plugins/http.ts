@@ -114,10 +114,11 @@ const PLUGIN = 'faultline-http'
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
 
 // On a reply whose problem is on its way through Fastify's send path (onSend
-// hooks): what it carries, so a failure there is recognised as one.
+// hooks): what it carries, so a failure there is recognised as one. Set on
+// the error path only (a reply decorator would cost every request).
 const kSending = Symbol('faultline.sending')
 interface Sending { fault: Fault, transport: Transport }
-type SendingReply = FastifyReply & { [kSending]: Sending | null }
+type SendingReply = FastifyReply & { [kSending]?: Sending }
 
 const KNOWN = ['onFault', 'typeBase', 'debug', 'logLevels', 'notFound', 'openapi', 'requestIdHeader']
 
@@ -239,17 +240,23 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
 
   /**
    * The problem on `reply` failed on its way out (an onSend hook threw or
-   * called `done(err)`): answer with the problem for that failure, written
-   * directly (no hook, so it cannot fail again, and no handler that would
-   * leak its message), and report it, unless it only repeats the server
-   * fault being sent (a hook that fails on every body).
+   * called `done(err)`), or faultline's handler itself failed before sending
+   * it (`sending` undefined: a logger that throws): answer with the problem
+   * for that failure, written directly (no hook, so it cannot fail again, and
+   * no handler that would leak its message), and report it, unless it only
+   * repeats the server fault being sent (a hook that fails on every body).
+   * Never throws: after this, Fastify would answer with the message.
    */
-  function sendFailed (reply: FastifyReply, err: unknown, sending: Sending): void {
+  function sendFailed (reply: FastifyReply, err: unknown, sending: Sending | undefined): void {
     const fault = toFault(err)
     const res = reply.raw
     const request = reply.request
-    if (!repeats(fault, sending.fault)) {
-      report(fault, { transport: sending.transport, phase: responsePhase(res.headersSent), request, problemFallback: true }, err)
+    try {
+      if (sending === undefined || !repeats(fault, sending.fault)) {
+        report(fault, { transport: sending?.transport ?? 'http', phase: responsePhase(res.headersSent), request, problemFallback: true }, err)
+      }
+    } catch {
+      // The report path failed (its logger threw): the client still gets its answer.
     }
     if (res.headersSent) {
       // A hook wrote the head itself before it failed.
@@ -266,9 +273,9 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     writeRawResponse(res, fault.status, headers, body, request.method === 'HEAD')
   }
 
-  // The next handler of faultline's own send path: Fastify's would answer a hook's failure with its message.
+  // The last handler of faultline's own send path: after it, Fastify's would answer a hook's failure with its message.
   const fallbackHandler = chainEnd(function faultlineSendFailed (error, _request, reply: SendingReply) {
-    sendFailed(reply, error, reply[kSending] as Sending)
+    sendFailed(reply, error, reply[kSending])
   })
 
   // Routes by the codes their `faults` declare, for the catalog page.
@@ -321,12 +328,11 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     }
   })
 
-  fastify.decorateReply(kSending, null)
   fastify.setErrorHandler(function faultlineErrorHandler (error, request, reply) {
     // A problem sent outside an error handler (not-found, a stream before its
     // first byte, a user's handler) whose send failed: Fastify brings that here.
     const sending = (reply as SendingReply)[kSending]
-    if (sending !== null) {
+    if (sending !== undefined) {
       sendFailed(reply, error, sending)
       return
     }

@@ -389,3 +389,25 @@ t.test('writeRawResponse replaces every header already set', async t => {
   t.equal(res.headers['x-new'], '2')
   t.equal(res.body, 'body')
 })
+
+t.test('a logger that throws while faultline reports: the client still gets a redacted problem', async t => {
+  let thrown = 0
+  const stream = {
+    write (line: string) {
+      // A destination that fails on error lines (a full disk, a closed pipe).
+      if (line.includes('"level":50')) {
+        thrown++
+        throw new Error(`${SECRET} (logger)`)
+      }
+    }
+  }
+  const app = Fastify({ logger: { level: 'info', stream } })
+  await app.register(faultlineHttp)
+  app.get('/crash', async () => { throw new Error(SECRET) })
+  const res = await app.inject('/crash')
+  t.equal(res.statusCode, 500)
+  t.equal(res.headers['content-type'], PROBLEM)
+  t.equal(JSON.parse(res.body).code, 'INTERNAL')
+  t.notMatch(res.body, SECRET)
+  t.equal(thrown, 2, 'the handler\'s report failed, then the fallback\'s (caught)')
+})
