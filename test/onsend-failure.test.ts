@@ -38,6 +38,11 @@ t.test('handFailuresTo: only inside Fastify\'s chain', async t => {
 const SECRET = 'db password=hunter2'
 const PROBLEM = 'application/problem+json; charset=utf-8'
 
+/** An injected response that is the redacted `500 INTERNAL` problem, with nothing of the secret. */
+function isRedacted500 (t: Test, res: { statusCode: number, headers: Record<string, unknown>, body: string }): void {
+  isRedacted500(t, res)
+}
+
 type How = 'async' | 'sync' | 'done'
 /** Which bodies the hook fails on: every one, problems only, or everything but problems. */
 type When = 'always' | 'problems' | 'others'
@@ -199,10 +204,7 @@ t.test('a child scope with its own error handler and failing hook still ends as 
     child.get('/ok', async () => ({ ok: true }))
   })
   const res = await app.inject('/ok')
-  t.equal(res.statusCode, 500)
-  t.equal(res.headers['content-type'], PROBLEM)
-  t.equal(JSON.parse(res.body).code, 'INTERNAL')
-  t.notMatch(res.body, SECRET)
+  isRedacted500(t, res)
   t.equal(mine, 1, 'the scope\'s own handler ran once; its answer failed in the hook too')
   t.same(reports.map(f => f.status), [418, 500], 'its answer\'s failure (with the status it set), then the problem\'s')
   t.equal(logs.lines.filter(l => l.handled !== true && l.err !== undefined).length, 0, 'no line from Fastify\'s default handler')
@@ -217,9 +219,7 @@ t.test('a user\'s handler that delegates to sendProblem: a failure on the way ou
     child.get('/nf', async () => { throw new NotFoundError('nope') })
   })
   const res = await app.inject('/nf')
-  t.equal(res.statusCode, 500)
-  t.equal(JSON.parse(res.body).code, 'INTERNAL')
-  t.notMatch(res.body, SECRET)
+  isRedacted500(t, res)
 })
 
 t.test('the fallback keeps the application\'s headers and drops those of the body that failed', async t => {
@@ -405,9 +405,6 @@ t.test('a logger that throws while faultline reports: the client still gets a re
   await app.register(faultlineHttp)
   app.get('/crash', async () => { throw new Error(SECRET) })
   const res = await app.inject('/crash')
-  t.equal(res.statusCode, 500)
-  t.equal(res.headers['content-type'], PROBLEM)
-  t.equal(JSON.parse(res.body).code, 'INTERNAL')
-  t.notMatch(res.body, SECRET)
+  isRedacted500(t, res)
   t.equal(thrown, 2, 'the handler\'s report failed, then the fallback\'s (caught)')
 })
