@@ -21,7 +21,7 @@ export function h2Completed (res: RawResponse, stream: ServerHttp2Stream): boole
 }
 
 /** Header fields HTTP/2 forbids (RFC 9113 §8.2.2): Node drops `connection` with a warning and refuses the others. */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
+export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'])
 
 /**
  * Makes an HTTP/2 response ignore connection-specific header fields set on

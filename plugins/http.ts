@@ -14,6 +14,9 @@ import { createReport, kReported, LOG_LEVELS, responsePhase, type FaultContext, 
 import { isPlainObject, PluginOptions } from '../lib/options.js'
 import { truncateResponse } from '../lib/truncate.js'
 import { headersToWrite, invalidHeaderNames } from '../lib/headers.js'
+import { chainEnd, handFailuresTo } from '../lib/error-chain.js'
+import { fallbackHeaders, writeRawResponse } from '../lib/raw-problem.js'
+import { h2Stream } from '../lib/h2-response.js'
 
 export interface FaultlineHttpOptions {
   /** One reporter or many, called as `(fault, { transport, phase, request })` after the fault is logged. */
@@ -109,6 +112,13 @@ declare module 'fastify' {
 
 const PLUGIN = 'faultline-http'
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
+
+// On a reply whose problem is on its way through Fastify's send path (onSend
+// hooks): what it carries, so a failure there is recognised as one. Set on
+// the error path only (a reply decorator would cost every request).
+const kSending = Symbol('faultline.sending')
+interface Sending { fault: Fault, transport: Transport }
+type SendingReply = FastifyReply & { [kSending]?: Sending }
 
 const KNOWN = ['onFault', 'typeBase', 'debug', 'logLevels', 'notFound', 'openapi', 'requestIdHeader']
 
@@ -222,9 +232,50 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
     tagRequestId(reply)
     reply.header('content-type', PROBLEM_TYPE)
+    ;(reply as SendingReply)[kSending] = { fault, transport: ctx.transport }
     reply.send(body)
     return fault
   }
+
+  /**
+   * The problem on `reply` failed on its way out (an onSend hook threw or
+   * called `done(err)`), or faultline's handler itself failed before sending
+   * it (`sending` undefined: a logger that throws): answer with the problem
+   * for that failure, written directly (no hook, so it cannot fail again, and
+   * no handler that would leak its message), and report it, unless it only
+   * repeats the server fault being sent (a hook that fails on every body).
+   * Never throws: after this, Fastify would answer with the message.
+   */
+  function sendFailed (reply: FastifyReply, err: unknown, sending: Sending | undefined): void {
+    const fault = toFault(err)
+    const res = reply.raw
+    const request = reply.request
+    try {
+      if (sending === undefined || !repeats(fault, sending.fault)) {
+        report(fault, { transport: sending?.transport ?? 'http', phase: responsePhase(res.headersSent), request, problemFallback: true }, err)
+      }
+    } catch {
+      // The report path failed (its logger threw): the client still gets its answer.
+    }
+    if (res.headersSent) {
+      // A hook wrote the head itself before it failed.
+      truncateResponse(res)
+      return
+    }
+    if (res.writableEnded || res.destroyed) return
+    const body = stringifyProblem(problemFor(fault, request))
+    const own: Record<string, string> = { 'content-type': PROBLEM_TYPE, 'content-length': String(Buffer.byteLength(body)) }
+    if (fault.expose) for (const [name, value] of carriedHeaders(err)) own[name.toLowerCase()] = value
+    if (fault.retryAfter !== undefined) own['retry-after'] = String(fault.retryAfter)
+    if (requestIdHeader !== undefined) own[requestIdHeader] = request.id
+    const headers = fallbackHeaders(reply.getHeaders(), own, h2Stream(res) !== undefined)
+    writeRawResponse(res, fault.status, headers, body, request.method === 'HEAD')
+  }
+
+  // The last handler of faultline's own send path: after it, Fastify's would answer a hook's failure with its message.
+  const fallbackHandler = chainEnd(function faultlineSendFailed (error, _request, reply: SendingReply) {
+    sendFailed(reply, error, reply[kSending])
+  })
 
   // Routes by the codes their `faults` declare, for the catalog page.
   const routesByCode = new Map<string, string[]>()
@@ -279,6 +330,14 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
   })
 
   fastify.setErrorHandler(function faultlineErrorHandler (error, request, reply) {
+    // A problem sent outside an error handler (not-found, a stream before its
+    // first byte, a user's handler) whose send failed: Fastify brings that here.
+    const sending = (reply as SendingReply)[kSending]
+    if (sending !== undefined) {
+      sendFailed(reply, error, sending)
+      return
+    }
+    handFailuresTo(reply, fallbackHandler)
     sendProblem(reply, error)
   })
 
@@ -287,6 +346,11 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       sendProblem(reply, new NotFoundError(`Route ${request.method}:${instanceOf(request)} not found`))
     })
   }
+}
+
+/** Whether `fault` is the server fault being sent, again: the same failure, already reported. */
+function repeats (fault: Fault, sending: Fault): boolean {
+  return sending.status >= 500 && fault.code === sending.code && fault.name === sending.name && fault.message === sending.message
 }
 
 /** The central error handler: every thrown value becomes an RFC 9457 problem+json response. */
