@@ -7,6 +7,13 @@ import {
 export const SHUTDOWN_CLOSE_CODE = 1001
 /** Close reason sent with `SHUTDOWN_CLOSE_CODE`. */
 export const SHUTDOWN_REASON = 'SERVER_SHUTDOWN'
+/**
+ * Close code for a peer cut off for not reading its error frames: 1008,
+ * "policy violation" (RFC 6455 section 7.4.1), the peer's own behaviour broke
+ * the server's policy. Not 1013 ("try again later", IANA registry): that
+ * says the server is overloaded, and a client would reconnect and do the same.
+ */
+export const BACKPRESSURE_CLOSE_CODE = 1008
 /** RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code. */
 export const MAX_CLOSE_REASON_BYTES = 123
 

@@ -40,6 +40,8 @@ export interface SseHost {
    * be written: line breaks that cannot forge a field, or a thrown fault.
    */
   message: (message: unknown) => unknown
+  /** The response was ended after a final error event: cut it if a client that stopped reading keeps it from leaving. */
+  cutIfStuck: () => void
 }
 
 export interface SseFaultOptions {
@@ -146,6 +148,7 @@ export class SseSession {
       // (a no-op when already ended).
       channel.close()
       response.end()
+      this.host.cutIfStuck()
     }
     return fault
   }

@@ -35,6 +35,11 @@ export interface StreamHost {
   failAfter: (fault: unknown, context?: EndContext) => Fault
   /** Closes the response without its terminating chunk, after the bytes already written. */
   truncate: () => void
+  /**
+   * The error record was queued with `end()`: cut the response (as `truncate`)
+   * if a client that stopped reading keeps it from leaving for the truncation grace.
+   */
+  cutIfStuck: () => void
   /** The client went away before the stream ended: report it as a client abort. */
   clientGone: (committed: boolean) => void
   /** A fault as one line of problem JSON, for the ndjson error record. */
@@ -69,7 +74,7 @@ const MAX_BURST = 128
  * one-shot (state `done`): success ends the response; a failure before the
  * first byte becomes a problem response; after it, raw framing truncates
  * (no terminating chunk, never a clean end) and ndjson framing writes an
- * error record and ends;
+ * error record and ends (truncated after all if the client does not take it);
  * a client that leaves stops the source at once. Whatever ends the stream
  * also stops the source (destroy / return()), aborts the signal and removes
  * every listener and timer the pump added to the response.
@@ -381,6 +386,7 @@ export class StreamPump {
     const record = this.options.framing === 'ndjson' ? this.errorRecord(fault) : undefined
     if (record !== undefined) {
       this.sink.end(record)
+      this.host.cutIfStuck()
     } else {
       // The status is gone: truncation (no terminating chunk) is the signal left.
       this.host.truncate()

@@ -1,7 +1,7 @@
 import { constants, type ServerHttp2Stream } from 'node:http2'
 import { h2Stream, type RawResponse } from './h2-response.js'
 
-/** How long a truncated response may wait, without progress, for a client that stopped reading. */
+/** How long a truncated (or failed and ended) response may wait, without progress, for a client that stopped reading. */
 export const TRUNCATE_GRACE_MS = 3000
 
 const EMPTY = Buffer.alloc(0)
@@ -52,4 +52,46 @@ function resetStream (stream: ServerHttp2Stream, graceMs: number): void {
   // The stream keeps its session open; the timer need not hold the process.
   timer.unref()
   stream.write(EMPTY, reset)
+}
+
+/**
+ * A failed response whose last bytes (an ndjson error record, an SSE error
+ * event) were queued with `end()`: a client that stopped reading would keep
+ * it open for good. While the bytes leave (the queue shrinks, or drains),
+ * it waits; after `graceMs` without progress it cuts the response as
+ * `truncateResponse` would have (HTTP/1.1: the connection is destroyed;
+ * HTTP/2: `RST_STREAM` with `INTERNAL_ERROR`), so the client sees an
+ * incomplete body. Call it right after `end()`.
+ */
+export function cutIfStuck (res: RawResponse, graceMs = TRUNCATE_GRACE_MS): void {
+  const stream = h2Stream(res)
+  const out = stream ?? res.socket
+  if (res.writableFinished || out == null || out.destroyed) return
+  let queued = out.writableLength
+  let drained = false
+  const onDrain = (): void => { drained = true }
+  const check = (): void => {
+    const now = out.writableLength
+    if (drained || now < queued) {
+      drained = false
+      queued = now
+      timer.refresh()
+      return
+    }
+    done()
+    if (stream !== undefined) stream.close(constants.NGHTTP2_INTERNAL_ERROR)
+    else res.destroy()
+  }
+  const timer = setTimeout(check, graceMs)
+  // The response keeps its socket open; the timer need not hold the process.
+  timer.unref()
+  const done = (): void => {
+    clearTimeout(timer)
+    out.off('drain', onDrain)
+    res.off('finish', done)
+    res.off('close', done)
+  }
+  out.on('drain', onDrain)
+  res.once('finish', done)
+  res.once('close', done)
 }

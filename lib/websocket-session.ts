@@ -1,9 +1,9 @@
 import type { Fault } from './fault.js'
 import type { Phase } from './report.js'
-import { closeCodeFor, closeReason, SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, type CloseCodeMap } from './close-codes.js'
+import { BACKPRESSURE_CLOSE_CODE, closeCodeFor, closeReason, SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, type CloseCodeMap } from './close-codes.js'
 import { errorRecord } from './problem.js'
 import { isThenable } from './thenable.js'
-import { peerGone, peerIdle, peerUnresponsive } from './websocket-faults.js'
+import { peerGone, peerIdle, peerNotReading, peerUnresponsive } from './websocket-faults.js'
 
 // The lifecycle of the WebSocket connections of one app, behind a small
 // socket interface (the part of a `ws` WebSocket it drives) and a host for
@@ -16,6 +16,8 @@ type EventHandler = (event: { type: string }) => unknown
 /** The part of a `ws` WebSocket a session drives. */
 export interface WsSocket {
   readonly readyState: number
+  /** Bytes queued to the peer and not yet handed to the OS. */
+  readonly bufferedAmount: number
   send: (data: string) => void
   close: (code: number, reason: string) => void
   terminate: () => void
@@ -39,6 +41,11 @@ export interface WsHost<R> {
 export interface WsSettings {
   /** Send `{"type":"error","error":<problem>}` before closing, or for a kept-open 4xx. */
   errorFrame: boolean
+  /**
+   * Past this many bytes queued to the peer, no error frame is sent: a kept-open
+   * fault cuts the peer off instead (1008, reported once).
+   */
+  maxBufferedAmount: number
   closeCodes: CloseCodeMap | undefined
   heartbeat: { interval: number, maxMissed: number } | undefined
   idleTimeout: number | undefined
@@ -107,6 +114,8 @@ export class WebSocketSessions<R> {
 export class WsSession<R> {
   /** Set once the socket's end is reported or initiated by us: nothing more to report or time. */
   private ended = false
+  /** Cut off for not reading its error frames: its further messages are dropped. */
+  private cut = false
   private missed = 0
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined = undefined
   private idleTimer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -143,7 +152,15 @@ export class WsSession<R> {
       this.end()
       return fault
     }
-    if (this.settings.errorFrame) socket.send(errorRecord(this.host.problemJson(fault, this.request)))
+    if (this.settings.errorFrame) {
+      // A peer that sends faulting messages and never reads would make the
+      // error frames queue without bound: past the limit, no more frames.
+      if (socket.bufferedAmount <= this.settings.maxBufferedAmount) socket.send(errorRecord(this.host.problemJson(fault, this.request)))
+      else if (keepOpen && fault.status < 500) {
+        this.cutOff()
+        return fault
+      }
+    }
     if (keepOpen && fault.status < 500) return fault
     this.end()
     socket.close(closeCodeFor(fault, this.settings.closeCodes), closeReason(fault))
@@ -152,15 +169,32 @@ export class WsSession<R> {
 
   /** 1001 and a reason; terminated if the peer does not finish the close in time. */
   shutdown (): Promise<void> {
-    const socket = this.socket
     this.end()
+    return this.closeWithin(SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON)
+  }
+
+  /**
+   * The peer does not read what it is sent: report that once, drop its
+   * further messages, close with 1008 (queued behind the frames it has not
+   * read) and terminate it if it does not finish the close within `closeTimeout`.
+   */
+  private cutOff (): void {
+    this.end()
+    this.cut = true
+    const fault = this.host.report(peerNotReading(this.socket.bufferedAmount, this.settings.maxBufferedAmount), 'mid-stream', this.request, true)
+    void this.closeWithin(BACKPRESSURE_CLOSE_CODE, closeReason(fault))
+  }
+
+  /** Closes with `code`; terminated if the peer does not finish the close in `closeTimeout`. Resolves once closed. */
+  private closeWithin (code: number, reason: string): Promise<void> {
+    const socket = this.socket
     return new Promise(resolve => {
       const timer = setTimeout(() => socket.terminate(), this.settings.closeTimeout)
       socket.once('close', () => {
         clearTimeout(timer)
         resolve()
       })
-      if (socket.readyState === OPEN) socket.close(SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON)
+      if (socket.readyState === OPEN) socket.close(code, reason)
     })
   }
 
@@ -176,7 +210,10 @@ export class WsSession<R> {
     const session = this
     socket.emit = function guardedEmit (this: WsSocket, event: string | symbol, ...args: unknown[]): boolean {
       if (event === 'error') return Reflect.apply(emit, this, [event, ...args])
-      if (event === 'message' && session.idleTimer !== undefined) session.idleTimer.refresh()
+      if (event === 'message') {
+        if (session.cut) return false
+        if (session.idleTimer !== undefined) session.idleTimer.refresh()
+      }
       const listeners = this.rawListeners(event)
       for (const listener of listeners) {
         try {

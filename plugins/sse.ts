@@ -10,6 +10,7 @@ import { PluginOptions } from '../lib/options.js'
 import { appendHook } from '../lib/hooks.js'
 import { SseSession, SseSessions, type SseFaultOptions } from '../lib/sse-session.js'
 import { dropConnectionHeaders } from '../lib/h2-response.js'
+import { cutIfStuck } from '../lib/truncate.js'
 import type { Faultline } from './http.js'
 
 export type { SseFaultOptions } from '../lib/sse-session.js'
@@ -110,7 +111,8 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
         terminalIdPrefix: settings.terminalIdPrefix,
         defaultRetry: settings.defaultRetry
       }),
-      message: source => sseMessage(source, settings.terminalIdPrefix)
+      message: source => sseMessage(source, settings.terminalIdPrefix),
+      cutIfStuck: () => { cutIfStuck(reply.raw) }
     }, sessions)
     sse.send = session.send
     sse.fault = session.fault

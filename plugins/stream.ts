@@ -7,7 +7,7 @@ import { PluginOptions } from '../lib/options.js'
 import { StreamPump, type EndContext, type ExpectedBytes, type StreamHost } from '../lib/stream-pump.js'
 import { responsePhase } from '../lib/report.js'
 import { contentRange, rangeFor, type RangePlan } from '../lib/range.js'
-import { TRUNCATE_GRACE_MS, truncateResponse } from '../lib/truncate.js'
+import { TRUNCATE_GRACE_MS, cutIfStuck, truncateResponse } from '../lib/truncate.js'
 import { CompressingSink, chooseEncoding, type StreamCompression } from '../lib/stream-compress.js'
 import {
   resolveStreamOptions,
@@ -142,6 +142,9 @@ function hostFor (reply: FastifyReply, faultline: Faultline, options: ResolvedSt
     truncate () {
       if (compressing !== undefined) compressing.truncate()
       else truncateResponse(res)
+    },
+    cutIfStuck () {
+      cutIfStuck(res)
     },
     clientGone (committed) {
       if (!committed) reply.hijack()

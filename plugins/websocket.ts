@@ -37,13 +37,22 @@ export interface FaultlineWebsocketOptions {
   idleTimeout?: number
   /** On `fastify.close()`, how long peers get to answer the 1001 close before they are terminated, in ms. Default: 5000. */
   closeTimeout?: number
+  /**
+   * Bytes queued to a peer (`socket.bufferedAmount`) past which no error frame
+   * is sent: a peer whose messages keep faulting but who does not read the
+   * frames is closed with 1008 (`TOO_MANY_REQUESTS`, reported once) and its
+   * further messages are dropped. Default: 1048576 (1 MiB).
+   */
+  maxBufferedAmount?: number
 }
 
 const PLUGIN = 'faultline-websocket'
 /** The companion plugin this one registers. */
 const COMPANION = '@fastify/websocket'
 const kRegistered = Symbol.for('fastify-faultline.websocket')
-const KNOWN = ['websocket', 'errorFrame', 'closeCodes', 'heartbeat', 'idleTimeout', 'closeTimeout']
+const KNOWN = ['websocket', 'errorFrame', 'closeCodes', 'heartbeat', 'idleTimeout', 'closeTimeout', 'maxBufferedAmount']
+/** Default `maxBufferedAmount`: 1 MiB of frames queued to one peer. */
+const DEFAULT_MAX_BUFFERED = 1024 * 1024
 
 function validate (opts: FaultlineWebsocketOptions): WsSettings {
   const options = new PluginOptions(PLUGIN, opts, KNOWN)
@@ -63,6 +72,7 @@ function validate (opts: FaultlineWebsocketOptions): WsSettings {
   }
   return {
     errorFrame: options.boolean('errorFrame', true),
+    maxBufferedAmount: options.count('maxBufferedAmount', DEFAULT_MAX_BUFFERED, 'bytes queued to a peer'),
     closeCodes: closeCodes as CloseCodeMap | undefined,
     heartbeat: heartbeatOption(options),
     idleTimeout: options.ms('idleTimeout', 1),

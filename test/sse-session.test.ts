@@ -75,6 +75,8 @@ interface Harness {
   channel: FakeChannel
   reports: Array<[string, Phase, Record<string, unknown> | undefined]>
   before: Fault[]
+  /** Ends guarded against a client that stopped reading. */
+  guarded: () => number
 }
 
 function harness (sessions = new SseSessions()): Harness {
@@ -82,16 +84,18 @@ function harness (sessions = new SseSessions()): Harness {
   const channel = new FakeChannel(response)
   const reports: Harness['reports'] = []
   const before: Fault[] = []
+  let guarded = 0
   const host: SseHost = {
     response,
     channel,
     report (err, phase, extra) { const fault = toFault(err); reports.push([fault.code, phase, extra]); return fault },
     failBefore (fault) { before.push(fault) },
     errorEvent (fault, final) { return `event: error\ndata: ${fault.code}${final ? ' final' : ''}\n\n` },
-    message: sseMessage
+    message: sseMessage,
+    cutIfStuck () { guarded++ }
   }
   const session = new SseSession(host, sessions)
-  return { session, sessions, response, channel, reports, before }
+  return { session, sessions, response, channel, reports, before, guarded: () => guarded }
 }
 
 t.test('a fault before the first event goes to the host\'s error path, once', async t => {
@@ -117,6 +121,7 @@ t.test('after the first event: the final error event, then the end', async t => 
   h.session.handlerFailed(new ServiceUnavailableError('busy'))
   t.same(h.response.written, ['data: 1\n\n', 'event: error\ndata: SERVICE_UNAVAILABLE final\n\n'])
   t.ok(h.response.writableEnded)
+  t.equal(h.guarded(), 1, 'the end is guarded against a client that does not read')
   t.same(h.reports.map(r => r.slice(0, 2)), [['SERVICE_UNAVAILABLE', 'mid-stream']])
   t.same(h.before, [])
   // Ending twice writes nothing more.

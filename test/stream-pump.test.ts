@@ -31,18 +31,21 @@ interface Calls {
   before: Fault[]
   after: Fault[]
   truncated: number
+  /** Error records ended with the stuck-client guard. */
+  guarded: number
   gone: boolean[]
 }
 
 function harness (options: Partial<PumpOptions> = {}, commit: () => void = () => {}): { pump: StreamPump, sink: FakeSink, calls: Calls } {
   const sink = new FakeSink()
-  const calls: Calls = { commit: 0, before: [], after: [], truncated: 0, gone: [] }
+  const calls: Calls = { commit: 0, before: [], after: [], truncated: 0, guarded: 0, gone: [] }
   const host: StreamHost = {
     sink,
     commit () { calls.commit++; commit() },
     failBefore (err) { calls.before.push(toFault(err)) },
     failAfter (err) { const fault = toFault(err); calls.after.push(fault); return fault },
     truncate () { calls.truncated++ },
+    cutIfStuck () { calls.guarded++ },
     clientGone (committed) { calls.gone.push(committed) },
     problemJson (fault) { return stringifyProblem(toProblem(fault)) }
   }
@@ -152,7 +155,17 @@ t.test('an ndjson error record that cannot be rendered falls back to truncation,
   for (let i = 0; i < 10 && h.calls.truncated === 0; i++) await tick()
   t.equal(h.calls.after.length, 1, 'reported once')
   t.equal(h.calls.truncated, 1, 'truncated instead')
+  t.equal(h.calls.guarded, 0)
   t.equal(h.sink.ended, undefined, 'no clean end')
+})
+
+t.test('an ndjson error record is ended with the guard against a client that does not read', async t => {
+  const h = harness({ framing: 'ndjson' })
+  h.pump.start((async function * () { yield { n: 1 }; throw new Error('mid-stream') })())
+  for (let i = 0; i < 10 && h.sink.ended === undefined; i++) await tick()
+  t.match(JSON.parse(String(h.sink.ended)), { type: 'error', error: { status: 500 } })
+  t.equal(h.calls.guarded, 1)
+  t.equal(h.calls.truncated, 0)
 })
 
 t.test('a source that opens after the stream ended is stopped at once', async t => {

@@ -43,7 +43,12 @@ t.test('invalid options fail at register time with a clear message', async t => 
     [{ heartbeat: { interval: 10, maxMissed: 1.5 } }, /heartbeat\.maxMissed/],
     [{ idleTimeout: 0 }, /invalid option idleTimeout/],
     [{ closeTimeout: NaN }, /invalid option closeTimeout/],
-    [{ closeTimeout: 2 ** 31 }, /invalid option closeTimeout/]
+    [{ closeTimeout: 2 ** 31 }, /invalid option closeTimeout/],
+    [{ maxBufferedAmount: 0 }, /invalid option maxBufferedAmount: must be a positive integer \(bytes queued to a peer\), got 0/],
+    [{ maxBufferedAmount: 1.5 }, /invalid option maxBufferedAmount: must be a positive integer/],
+    [{ maxBufferedAmount: '1mb' }, /invalid option maxBufferedAmount: must be a positive integer \(bytes queued to a peer\), got "1mb"/],
+    [{ maxBufferedAmount: Infinity }, /invalid option maxBufferedAmount/],
+    [{ maxBufferdAmount: 1024 }, /unknown option: did you mean maxBufferedAmount\?/]
   ]
   for (const [options, message] of cases) {
     const err = await register(options) as Error & { code?: string }
@@ -56,7 +61,7 @@ t.test('valid options register', async t => {
   for (const options of [
     {},
     { heartbeat: false as const, errorFrame: true, closeCodes: { NOT_FOUND: 4004, 499: 1000 } },
-    { heartbeat: 1000, idleTimeout: 60_000, closeTimeout: 1000 },
+    { heartbeat: 1000, idleTimeout: 60_000, closeTimeout: 1000, maxBufferedAmount: 64 * 1024 },
     { heartbeat: { interval: 1000 }, websocket: { options: { maxPayload: 1024 } } }
   ]) {
     t.equal(await register(options), undefined, JSON.stringify(options))

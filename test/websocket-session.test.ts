@@ -15,6 +15,7 @@ type Handler = (event: { type: string }) => unknown
 /** A `ws` stand-in: records sends and closes; `close()` completes at once unless `answers` is false. */
 class FakeSocket extends EventEmitter {
   readyState = 1
+  bufferedAmount = 0
   sent: string[] = []
   closes: Array<[number, string]> = []
   pings = 0
@@ -53,7 +54,7 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-const BASE: WsSettings = { errorFrame: true, closeCodes: undefined, heartbeat: undefined, idleTimeout: undefined, closeTimeout: 1000 }
+const BASE: WsSettings = { errorFrame: true, maxBufferedAmount: 1000, closeCodes: undefined, heartbeat: undefined, idleTimeout: undefined, closeTimeout: 1000 }
 
 function harness (settings: Partial<WsSettings> = {}): { sessions: WebSocketSessions<string>, reports: Array<[string, Phase, string, boolean]> } {
   const reports: Array<[string, Phase, string, boolean]> = []
@@ -190,4 +191,46 @@ t.test('shutdown: 1001 to every socket, terminate those that do not answer, clos
   t.notOk(ran, 'a socket upgraded after shutdown began is not served')
   t.same(late.closes, [[1001, 'SERVER_SHUTDOWN']])
   t.same(reports, [], 'a shutdown is not a fault of the peers')
+})
+
+t.test('a peer that does not read: past maxBufferedAmount no frame; a kept-open 4xx cuts it off with 1008, reported once', async t => {
+  const { sessions, reports } = harness({ closeTimeout: 20 })
+  const deaf = new FakeSocket()
+  deaf.answers = false
+  let handled = 0
+  sessions.run(deaf, 'req', () => { deaf.on('message', () => { handled++; throw new BadRequestError('bad') }) })
+  deaf.emit('message', 'x')
+  t.equal(deaf.sent.length, 1, 'under the limit: the error frame')
+  deaf.bufferedAmount = 1000
+  deaf.emit('message', 'x')
+  t.equal(deaf.sent.length, 2, 'at the limit: still answered')
+  deaf.bufferedAmount = 1001
+  deaf.emit('message', 'x')
+  t.equal(deaf.sent.length, 2, 'past the limit: no frame')
+  t.same(deaf.closes, [[1008, 'TOO_MANY_REQUESTS']])
+  for (let i = 0; i < 100; i++) deaf.emit('message', 'x')
+  t.equal(handled, 3, 'messages after the cut are dropped')
+  t.same(reports.map(r => [r[0], r[1]]), [
+    ['BAD_REQUEST', 'message'], ['BAD_REQUEST', 'message'], ['BAD_REQUEST', 'message'], ['TOO_MANY_REQUESTS', 'mid-stream']
+  ], 'each message fault, then the cut once')
+  while (!deaf.terminated) await new Promise(resolve => setTimeout(resolve, 5))
+  t.pass('terminated when it does not finish the close within closeTimeout')
+  t.equal(sessions.size, 0)
+})
+
+t.test('past maxBufferedAmount, a fault that closes skips its frame and closes with its own code', async t => {
+  const { sessions, reports } = harness()
+  const slow = new FakeSocket()
+  slow.bufferedAmount = 5000
+  sessions.run(slow, 'req', () => { throw new InternalError('boom') })
+  t.same(slow.sent, [])
+  t.same(slow.closes, [[1011, 'INTERNAL']])
+  t.same(reports.map(r => r[0]), ['INTERNAL'])
+  const quiet = new FakeSocket()
+  quiet.bufferedAmount = 5000
+  const off = harness({ errorFrame: false })
+  off.sessions.run(quiet, 'req', () => { quiet.on('message', () => { throw new BadRequestError('bad') }) })
+  quiet.emit('message', 'x')
+  t.same(quiet.closes, [], 'errorFrame: false queues nothing of ours: nothing to cut')
+  quiet.finish(1000)
 })
