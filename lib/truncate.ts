@@ -57,23 +57,21 @@ function resetStream (stream: ServerHttp2Stream, graceMs: number): void {
 /**
  * A failed response whose last bytes (an ndjson error record, an SSE error
  * event) were queued with `end()`: a client that stopped reading would keep
- * it open for good. While the bytes leave (the queue shrinks, or drains),
- * it waits; after `graceMs` without progress it cuts the response as
- * `truncateResponse` would have (HTTP/1.1: the connection is destroyed;
- * HTTP/2: `RST_STREAM` with `INTERNAL_ERROR`), so the client sees an
- * incomplete body. Call it right after `end()`.
+ * it open for good. While the bytes move (the queue under the response
+ * changes size: it shrinks as the client reads, or grows as a compressor
+ * refills it) it waits; after `graceMs` without a change it cuts the
+ * response as `truncateResponse` would (HTTP/1.1: the connection is
+ * destroyed; HTTP/2: `RST_STREAM` with `INTERNAL_ERROR`), so the client sees
+ * an incomplete body. Call it right after `end()`.
  */
 export function cutIfStuck (res: RawResponse, graceMs = TRUNCATE_GRACE_MS): void {
   const stream = h2Stream(res)
   const out = stream ?? res.socket
-  if (res.writableFinished || out == null || out.destroyed) return
+  if (res.writableFinished || out === null || out.destroyed) return
   let queued = out.writableLength
-  let drained = false
-  const onDrain = (): void => { drained = true }
   const check = (): void => {
     const now = out.writableLength
-    if (drained || now < queued) {
-      drained = false
+    if (now !== queued) {
       queued = now
       timer.refresh()
       return
@@ -87,11 +85,9 @@ export function cutIfStuck (res: RawResponse, graceMs = TRUNCATE_GRACE_MS): void
   timer.unref()
   const done = (): void => {
     clearTimeout(timer)
-    out.off('drain', onDrain)
     res.off('finish', done)
     res.off('close', done)
   }
-  out.on('drain', onDrain)
   res.once('finish', done)
   res.once('close', done)
 }

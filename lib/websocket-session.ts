@@ -170,7 +170,7 @@ export class WsSession<R> {
   /** 1001 and a reason; terminated if the peer does not finish the close in time. */
   shutdown (): Promise<void> {
     this.end()
-    return this.closeWithin(SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON)
+    return new Promise(resolve => { this.closeWithin(SHUTDOWN_CLOSE_CODE, SHUTDOWN_REASON, resolve) })
   }
 
   /**
@@ -182,20 +182,18 @@ export class WsSession<R> {
     this.end()
     this.cut = true
     const fault = this.host.report(peerNotReading(this.socket.bufferedAmount, this.settings.maxBufferedAmount), 'mid-stream', this.request, true)
-    void this.closeWithin(BACKPRESSURE_CLOSE_CODE, closeReason(fault))
+    this.closeWithin(BACKPRESSURE_CLOSE_CODE, closeReason(fault))
   }
 
-  /** Closes with `code`; terminated if the peer does not finish the close in `closeTimeout`. Resolves once closed. */
-  private closeWithin (code: number, reason: string): Promise<void> {
+  /** Closes with `code`; terminated if the peer does not finish the close in `closeTimeout`. */
+  private closeWithin (code: number, reason: string, onClosed?: () => void): void {
     const socket = this.socket
-    return new Promise(resolve => {
-      const timer = setTimeout(() => socket.terminate(), this.settings.closeTimeout)
-      socket.once('close', () => {
-        clearTimeout(timer)
-        resolve()
-      })
-      if (socket.readyState === OPEN) socket.close(code, reason)
+    const timer = setTimeout(() => socket.terminate(), this.settings.closeTimeout)
+    socket.once('close', () => {
+      clearTimeout(timer)
+      onClosed?.()
     })
+    if (socket.readyState === OPEN) socket.close(code, reason)
   }
 
   /**
