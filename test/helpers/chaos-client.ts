@@ -162,3 +162,44 @@ export function chaosStreams (t: Test): { random: () => number, counts: { starte
     }
   }
 }
+
+/**
+ * A client that stops reading and never leaves: sends `request` (and
+ * `extra`, e.g. WebSocket frames, once the response begins), reads until
+ * `responseBytes` bytes came back, then pauses for good. Resolves with its
+ * socket once it has stalled; the test destroys it. Only the server can end
+ * such a connection: a bound on what it queues, or a cut after a grace.
+ */
+export function stallAt (port: number, request: string, responseBytes: number, extra?: Buffer, ms = 15_000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' })
+    let received = 0
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no response to stall in after ${received} bytes`)) }, ms)
+    socket.on('error', () => {})
+    socket.on('connect', () => { socket.write(request) })
+    // A response shorter than `responseBytes` (a problem before the first byte) ends it first.
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve(socket)
+    })
+    socket.on('data', (chunk: Buffer) => {
+      if (received === 0 && extra !== undefined) socket.write(extra)
+      received += chunk.length
+      if (received < responseBytes) return
+      socket.pause()
+      socket.removeAllListeners('data')
+      clearTimeout(timer)
+      resolve(socket)
+    })
+  })
+}
+
+/** A masked client text frame of one byte (mask 0: the payload goes as is), `count` times. */
+export function tinyFrames (count: number): Buffer {
+  return Buffer.concat(Array.from({ length: count }, () => Buffer.from([0x81, 0x81, 0, 0, 0, 0, 0x78])))
+}
+
+/** Resolves with the number of connections the server has open. */
+export async function openConnections (server: net.Server): Promise<number> {
+  return await new Promise((resolve, reject) => server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }))
+}
