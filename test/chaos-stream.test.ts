@@ -9,7 +9,7 @@ import { Readable } from 'node:stream'
 import { guardProcess } from './helpers/guard.js'
 import { streamApp, foreignStreamLogs } from './helpers/stream-app.js'
 import {
-  CHAOS_SIZE, aboveBaseline, chaosStreams, leaveAt, openConnections, randomCut, resources, runAll, settle, stallAt
+  CHAOS_SIZE, aboveBaseline, chaosStreams, leaveAt, connectionsLeft, randomCut, resources, runAll, settle, stallAt
 } from './helpers/chaos-client.js'
 
 guardProcess(t)
@@ -63,12 +63,7 @@ t.test(`${STALLS} streams per framing fail while their client stopped reading at
     })
   }
   // The clients are still there, paused: only the server can end these connections.
-  const start = Date.now()
-  let open = await openConnections(app.server)
-  while (open > 0 && Date.now() - start < 30_000) {
-    await new Promise(resolve => setTimeout(resolve, 50))
-    open = await openConnections(app.server)
-  }
+  const open = await connectionsLeft(app.server)
   t.equal(open, 0, 'the server ended every connection, its clients still stalled')
   t.equal(counts.stopped, counts.started, `all ${counts.started} sources stopped`)
   t.equal(reports.length, counts.started, 'one report per failed stream')

@@ -199,7 +199,18 @@ export function tinyFrames (count: number): Buffer {
   return Buffer.concat(Array.from({ length: count }, () => Buffer.from([0x81, 0x81, 0, 0, 0, 0, 0x78])))
 }
 
-/** Resolves with the number of connections the server has open. */
-export async function openConnections (server: net.Server): Promise<number> {
+/** The number of connections the server has open. */
+async function openConnections (server: net.Server): Promise<number> {
   return await new Promise((resolve, reject) => server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }))
+}
+
+/** Waits (polling, at most `ms`) for the server to have no connection open; resolves with how many are left. */
+export async function connectionsLeft (server: net.Server, ms = 30_000): Promise<number> {
+  const start = Date.now()
+  let open = await openConnections(server)
+  while (open > 0 && Date.now() - start < ms) {
+    await new Promise(resolve => setTimeout(resolve, 50))
+    open = await openConnections(server)
+  }
+  return open
 }
