@@ -4,7 +4,7 @@ import fastifySseModule from '@fastify/sse'
 import type { SSEPluginOptions, SSEReplyInterface } from '@fastify/sse'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import { NotAcceptableError, type Fault } from '../lib/fault.js'
-import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseFaultEvent, sseMessage, sseSerializer } from '../lib/sse-event.js'
+import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseProblemEvent, sseMessage, sseSerializer } from '../lib/sse-event.js'
 import { FaultlinePeerRegisteredError } from '../lib/errors.js'
 import { PluginOptions } from '../lib/options.js'
 import { appendHook } from '../lib/hooks.js'
@@ -104,7 +104,7 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
       // route are skipped), then the central handler renders the problem; the
       // fault is already reported, so it is not logged twice.
       failBefore: fault => { if (!reply.sent) reply.send(fault) },
-      errorEvent: (fault, final) => sseFaultEvent(fault, faultline.toProblem(fault, request), {
+      errorEvent: (fault, final) => sseProblemEvent(fault, faultline.problemJson(fault, request), {
         event: settings.errorEvent,
         final,
         terminalIdPrefix: settings.terminalIdPrefix,
