@@ -58,8 +58,11 @@ export interface DetailsOmitted {
 }
 
 // Members a fault's details may not overwrite.
-const RESERVED_NAMES = ['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter', 'stack', 'cause', '__proto__', 'constructor', 'prototype']
-const RESERVED = new Set(RESERVED_NAMES)
+const RESERVED = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter', 'stack', 'cause', '__proto__', 'constructor', 'prototype'])
+// ...nor the marker of dropped details, so it means only that (the client
+// reads it back as a details member: it stands where the details were).
+const RESERVED_NAMES = [...RESERVED, 'detailsOmitted']
+const NOT_DETAILS = new Set(RESERVED_NAMES)
 const MAX_CAUSES = 10
 
 /**
@@ -159,8 +162,11 @@ function needsCopy (details: Record<string, unknown>): boolean {
 function membersOf (details: Record<string, unknown>): Record<string, unknown> {
   const copy: Record<string, unknown> = {}
   for (const key of Object.keys(details)) {
-    if (RESERVED.has(key) || key === 'toJSON') continue
-    copy[key] = details[key]
+    if (NOT_DETAILS.has(key)) continue
+    const value = details[key]
+    // A toJSON method would make the copy render as something else.
+    if (key === 'toJSON' && typeof value === 'function') continue
+    copy[key] = value
   }
   return copy
 }

@@ -1,6 +1,9 @@
 import t from 'tap'
 import { toProblem, stringifyProblem, NotFoundError, InternalError, ValidationError, defineFault, toFault } from '../index.js'
-import { causeChain, preview, wellFormed } from '../lib/problem.js'
+import fc from 'fast-check'
+import { causeChain, detailsJson, preview, wellFormed, DEFAULT_MAX_DETAILS_BYTES, TOO_LARGE } from '../lib/problem.js'
+import { renderProblem } from '../lib/problem-json.js'
+import { nastyString, RUNS } from './helpers/arbitraries.js'
 import { guardProcess } from './helpers/guard.js'
 
 guardProcess(t)
@@ -144,4 +147,67 @@ t.test('preview: bounded, serializable, never throws', async t => {
 t.test('wellFormed replaces lone surrogates only', async t => {
   t.equal(wellFormed('a\ud800b\udfffc😀'), 'a\ufffdb\ufffdc😀')
   t.equal(toProblem(new (class extends NotFoundError { static override code = 'LONE_\ud83d' })(), { typeBase: 'x:' }).type, 'x:lone-%EF%BF%BD')
+})
+
+t.test('renderProblem: the same problem as stringifyProblem(toProblem()), for any details', async t => {
+  const member = fc.oneof(
+    fc.constantFrom('type', 'status', 'code', 'requestId', 'retryAfter', 'stack', 'cause', '__proto__', 'constructor', 'prototype', 'toJSON', 'detailsOmitted', '0', '10'),
+    fc.string({ maxLength: 6 }),
+    nastyString
+  )
+  const value = fc.oneof(
+    nastyString, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant(undefined),
+    fc.array(fc.string({ maxLength: 4 }), { maxLength: 3 }),
+    fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
+    fc.constantFrom(1n as unknown, new Date(0), { toJSON: () => undefined }, { toJSON: () => 'j' }, () => 1)
+  )
+  const detailsArb = fc.oneof(
+    fc.dictionary(member, value, { maxKeys: 8 }),
+    fc.dictionary(member, value, { maxKeys: 8 }).map(d => JSON.parse(JSON.stringify(d, (_k, v: unknown) => typeof v === 'bigint' ? 1 : v)) as Record<string, unknown>)
+  )
+  fc.assert(fc.property(detailsArb, fc.constantFrom(undefined, 5, 40, 200), fc.boolean(), fc.boolean(), (details, maxDetailsBytes, debug, exposed) => {
+    const fault = new NotFoundError('m\u2028', { details, exposeDetails: exposed })
+    let seen = 0
+    const options = { maxDetailsBytes, debug, requestId: 'r', instance: '/i', onDetailsOmitted: () => { seen++ } }
+    const rendered = renderProblem(fault, options)
+    const viaObject = stringifyProblem(toProblem(fault, options))
+    if (/[\r\n\u2028\u2029]/.test(rendered)) throw new Error(`not one line: ${rendered}`)
+    const a = JSON.parse(rendered) as Record<string, unknown>
+    const b = JSON.parse(viaObject) as Record<string, unknown>
+    if (debug) { delete a.stack; delete b.stack }
+    t.same(a, b)
+    if (seen % 2 !== 0) throw new Error('onDetailsOmitted: once per rendering')
+    if (typeof a.detailsOmitted === 'object' && Object.keys(a).some(k => Object.hasOwn(details, k) && !['detailsOmitted', 'type', 'status', 'code', 'requestId', 'detail', 'title', 'instance', 'stack', 'cause'].includes(k))) {
+      throw new Error('dropped details leave no member behind')
+    }
+  }), { numRuns: RUNS })
+})
+
+t.test('maxDetailsBytes counts UTF-8 bytes of the details JSON, exactly', async t => {
+  // {"a":"…"} is 8 bytes around the text.
+  const kept = (text: string, limit: number): boolean => detailsJson({ a: text }, limit) !== TOO_LARGE
+  t.ok(kept('x'.repeat(92), 100), '100 ASCII bytes fit 100')
+  t.notOk(kept('x'.repeat(93), 100), '101 do not')
+  t.ok(kept('é'.repeat(46), 100), 'é is 2 bytes: 8 + 92')
+  t.notOk(kept('é'.repeat(47), 100))
+  t.ok(kept('€'.repeat(30) + 'xx', 100), '€ is 3 bytes: 8 + 90 + 2')
+  t.notOk(kept('€'.repeat(31), 100))
+  t.ok(kept('😀'.repeat(23), 100), 'an astral character is 4 bytes: 8 + 92')
+  t.notOk(kept('😀'.repeat(23) + 'x', 100))
+  t.equal(detailsJson({}, 100), undefined, 'no member: nothing to add')
+  t.equal(detailsJson({ gone: undefined }, 100), undefined, 'no member JSON keeps: nothing to add')
+  t.equal(detailsJson({ gone: undefined, x: 1 }, 3), TOO_LARGE)
+  t.equal(detailsJson(Object.assign(new String('ab'), { c: 1 }), 100), '{"0":"a","1":"b","c":1}', 'a boxed string: its own members')
+  t.equal(detailsJson({ toJSON: () => ({ hidden: 1 }), shown: 2 }, 100), '{"shown":2}', 'details are members, not a value: their own toJSON is not called')
+  t.equal(detailsJson(JSON.parse('{"__proto__":1,"status":2,"detailsOmitted":4,"ok":3}'), 100), '{"ok":3}', 'reserved members are taken out')
+  const omitted: number[] = []
+  const p = toProblem(new NotFoundError('x', { details: { a: 'x'.repeat(100) } }), { maxDetailsBytes: 50, onDetailsOmitted: (_f, limit) => omitted.push(limit) })
+  t.same(p.detailsOmitted, { reason: 'too-large', limit: 50 })
+  t.equal(p.a, undefined)
+  t.same(omitted, [50])
+  t.equal(toProblem(new NotFoundError('x', { details: { a: 'x'.repeat(100) } })).a, 'x'.repeat(100), 'default limit: 16 KiB')
+  t.equal(DEFAULT_MAX_DETAILS_BYTES, 16384)
+  const late = Object.defineProperty({ a: 1 }, 'b', { enumerable: true, get () { if (++reads > 1) throw new Error('second read'); return 2 } })
+  let reads = 0
+  t.same(toProblem(new NotFoundError('x', { details: late })).a, undefined, 'a getter that throws on the second read: dropped whole')
 })
