@@ -164,6 +164,7 @@ export class WsSession<R> {
     socket.addEventListener = guardedAddEventListener
     socket.removeEventListener = guardedRemoveEventListener
   }
+
   /**
    * The one way a socket fails: report, then (while it is open) the error
    * frame and the mapped close. With `keepOpen`, a fault below 500 only

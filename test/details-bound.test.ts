@@ -112,4 +112,3 @@ t.test('maxDetailsBytes is validated at register time', async t => {
     await app.close()
   }
 })
-

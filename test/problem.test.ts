@@ -197,7 +197,7 @@ t.test('maxDetailsBytes counts UTF-8 bytes of the details JSON, exactly', async 
   t.equal(detailsJson({}, 100), undefined, 'no member: nothing to add')
   t.equal(detailsJson({ gone: undefined }, 100), undefined, 'no member JSON keeps: nothing to add')
   t.equal(detailsJson({ gone: undefined, x: 1 }, 3), TOO_LARGE)
-  t.equal(detailsJson(Object.assign(new String('ab'), { c: 1 }), 100), '{"0":"a","1":"b","c":1}', 'a boxed string: its own members')
+  t.equal(detailsJson(Object.assign(Object('ab') as object, { c: 1 }), 100), '{"0":"a","1":"b","c":1}', 'a boxed string: its own members')
   t.equal(detailsJson({ toJSON: () => ({ hidden: 1 }), shown: 2 }, 100), '{"shown":2}', 'details are members, not a value: their own toJSON is not called')
   t.equal(detailsJson(JSON.parse('{"__proto__":1,"status":2,"detailsOmitted":4,"ok":3}'), 100), '{"ok":3}', 'reserved members are taken out')
   const omitted: number[] = []
