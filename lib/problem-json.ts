@@ -1,17 +1,22 @@
 // Problem -> one line of JSON, on the server's hot path. Not in the isomorphic
 // core: fast-json-stringify compiles with `new Function` and reads `process`.
-import fastJson from 'fast-json-stringify'
+import { createRequire } from 'node:module'
+import type FastJson from 'fast-json-stringify'
 import type { Fault } from './fault.js'
 import { detailsJson, omitted, problemHead, showsDetails, toProblem, TOO_LARGE, type ProblemDetails, type ProblemOptions } from './problem.js'
 import { escapeLineSeparators } from './json-line.js'
 
 type Serializer = (problem: Partial<ProblemDetails>) => string
 
-// Compiled on first use, not at import: an app pays for it when it renders its first problem.
+// Loaded and compiled when faultlineHttp is registered (or on first use),
+// not at import: fast-json-stringify brings ajv, some sixty modules.
 let compiled: Serializer | undefined
 
-function stringifyKnown (problem: Partial<ProblemDetails>): string {
-  compiled ??= fastJson({
+/** Loads and compiles the serializer of the standard members, once. */
+export function prepareProblemSerializer (): void {
+  if (compiled !== undefined) return
+  const fastJson = createRequire(import.meta.url)('fast-json-stringify') as typeof FastJson
+  compiled = fastJson({
     type: 'object',
     properties: {
       type: { type: 'string' },
@@ -25,7 +30,11 @@ function stringifyKnown (problem: Partial<ProblemDetails>): string {
     },
     additionalProperties: true
   })
-  return compiled(problem)
+}
+
+function stringifyKnown (problem: Partial<ProblemDetails>): string {
+  if (compiled === undefined) prepareProblemSerializer()
+  return compiled!(problem)
 }
 
 // The members every problem has: rendered by the precompiled serializer.

@@ -9,7 +9,7 @@ import { faultResponses, problemSchema, PROBLEM_SCHEMA_ID, type RouteFaults } fr
 import { catalogDocument, catalogMarkdown, type CatalogDocEntry } from '../lib/catalog-doc.js'
 import { carriedHeaders, toFault, toFaultForReply } from '../lib/normalize.js'
 import { DEFAULT_MAX_DETAILS_BYTES, toProblem, type ProblemDetails, type ProblemOptions } from '../lib/problem.js'
-import { renderProblem } from '../lib/problem-json.js'
+import { prepareProblemSerializer, renderProblem } from '../lib/problem-json.js'
 import { createReport, kReported, LOG_LEVELS, responsePhase, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
 import { isPlainObject, PluginOptions } from '../lib/options.js'
 import { truncateResponse } from '../lib/truncate.js'
@@ -194,6 +194,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     // debug sends stacks, causes and internal messages to every client: never on by accident.
     fastify.log.warn({ plugin: PLUGIN }, `${PLUGIN}: debug is on while NODE_ENV=production: every problem response carries internal messages, stacks and causes. Turn it off.`)
   }
+  prepareProblemSerializer()
   const report = createReport({ reporters, logLevel: logLevels, log: fastify.log })
   const requestIdHeader = opts.requestIdHeader === false ? undefined : (opts.requestIdHeader ?? 'x-request-id').toLowerCase()
 

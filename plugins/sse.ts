@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
 import type { Transform, TransformCallback } from 'node:stream'
-import fastifySseModule from '@fastify/sse'
 import type { SSEPluginOptions, SSEReplyInterface } from '@fastify/sse'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import { NotAcceptableError, type Fault } from '../lib/fault.js'
@@ -50,11 +49,6 @@ declare module './http.js' {
     sse: FaultlineSse
   }
 }
-
-// The package's CommonJS export is the fastify-plugin-wrapped function (its
-// `fastifySSE` / `default` members are the unwrapped one, which would be
-// encapsulated); its types describe the module instead.
-const fastifySse = fastifySseModule as unknown as FastifyPluginAsync<SSEPluginOptions>
 
 const PLUGIN = 'faultline-sse'
 /** The companion plugin this one registers. */
@@ -177,6 +171,11 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
 
   fastify.addHook('preClose', () => sessions.shutdown(settings.closeTimeout))
 
+  // Loaded here, not at the top: importing the package root must not load
+  // @fastify/sse for apps that do not use SSE. Its CommonJS export is the
+  // fastify-plugin-wrapped function (its `fastifySSE` / `default` members are
+  // the unwrapped one, which would be encapsulated); its types describe the module.
+  const { default: fastifySse } = await import('@fastify/sse') as unknown as { default: FastifyPluginAsync<SSEPluginOptions> }
   await fastify.register(fastifySse, opts.sse ?? {})
 
   // `sse: 'only'` routes: @fastify/sse answers a client that refuses
