@@ -253,25 +253,41 @@ function ownFields (value: Record<string, unknown>): Record<string, unknown> | u
   return fields
 }
 
-/** A bounded, serializable preview of any value; never throws. */
+/**
+ * A bounded, serializable preview of any value; never throws. Its cost is
+ * bounded too, for values of any size: once the text written so far must
+ * be longer than the preview keeps, further members are skipped, not
+ * serialized only to be cut off.
+ */
 export function preview (value: unknown): unknown {
   try {
     if (value === null || typeof value === 'number' || typeof value === 'boolean') return value
     if (typeof value === 'string') return value.length > MAX_PREVIEW ? value.slice(0, MAX_PREVIEW) + '…' : value
     if (typeof value !== 'object') return String(value)
     const seen = new WeakSet<object>()
-    const json = JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'bigint') return `${v}n`
-      if (typeof v === 'object' && v !== null) {
-        if (seen.has(v)) return '[Circular]'
-        seen.add(v)
+    // A lower bound of the characters written so far.
+    let written = 0
+    const json = JSON.stringify(value, function (this: unknown, key, v: unknown) {
+      if (written > MAX_PREVIEW) return undefined
+      if (typeof v === 'bigint') v = `${v}n`
+      else if (typeof v === 'object' && v !== null) {
+        if (seen.has(v)) v = '[Circular]'
+        else seen.add(v)
       }
+      written += lowerBound(v) + (Array.isArray(this) || v === undefined || typeof v === 'function' || typeof v === 'symbol' ? 0 : key.length + 3)
       return v
     })
     return json === undefined ? String(json) : json.length > MAX_PREVIEW ? json.slice(0, MAX_PREVIEW) + '…' : json
   } catch {
     return '[unreadable]'
   }
+}
+
+/** The fewest characters JSON writes for `v` itself (its members count on their own). */
+function lowerBound (v: unknown): number {
+  if (typeof v === 'string') return v.length + 2
+  if (typeof v === 'object') return v === null ? 4 : 2
+  return typeof v === 'number' || typeof v === 'boolean' ? 1 : 0
 }
 
 // ---------------------------------------------------------------------------

@@ -149,8 +149,7 @@ export class WsSession<R> {
     this.settings = owner.settings
     ;(socket as Owned<R>)[kSession] = this
     socket.on('close', onClose)
-    const { heartbeat, idleTimeout } = this.settings
-    if (heartbeat !== undefined) socket.on('pong', onPong)
+    const idleTimeout = this.settings.idleTimeout
     if (idleTimeout !== undefined) {
       this.idleTimer = setTimeout(onIdle, idleTimeout, this).unref()
     }
@@ -288,10 +287,6 @@ function onClose (this: Owned<unknown>, code: number): void {
   this[kSession].closed(code)
 }
 
-function onPong (this: Owned<unknown>): void {
-  this[kSession].ponged()
-}
-
 function onIdle (session: Pick<WsSession<unknown>, 'idle'>): void {
   session.idle()
 }
@@ -306,6 +301,8 @@ function guardedEmit (this: Owned<unknown>, event: string | symbol, ...args: unk
   const session = this[kSession]
   if (event === 'error') return session.nativeEmit(this, event, args)
   if (event === 'message') session.refreshIdle()
+  // The heartbeat's pong, seen here: no listener of its own on every socket.
+  else if (event === 'pong') session.ponged()
   const listeners = this.rawListeners(event)
   for (const listener of listeners) {
     try {

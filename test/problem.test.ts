@@ -211,3 +211,13 @@ t.test('maxDetailsBytes counts UTF-8 bytes of the details JSON, exactly', async 
   let reads = 0
   t.same(toProblem(new NotFoundError('x', { details: late })).a, undefined, 'a getter that throws on the second read: dropped whole')
 })
+
+t.test('preview: the same text as cutting the whole JSON, for values of any size', async t => {
+  const wide = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, { v: i, s: 'x'.repeat(i % 7) }]))
+  const full = JSON.stringify(wide)
+  t.equal(preview(wide), full.slice(0, 1000) + '…', 'members past the kept text are skipped, the kept text is the same')
+  const list = Array.from({ length: 5000 }, (_, i) => [i, 'é\u2028"'])
+  t.equal(preview(list), JSON.stringify(list).slice(0, 1000) + '…')
+  t.equal(preview({ a: 1, b: [1, 2] }), '{"a":1,"b":[1,2]}')
+  t.equal(preview({ f: () => 1, s: Symbol('s'), u: undefined, n: 1 }), '{"n":1}')
+})
