@@ -32,7 +32,7 @@ async function load (url: string, total: number): Promise<void> {
 
 /** Requests per run: about the same bytes whatever the size (10,000 members are ~200 KB a response). */
 function requestsFor (n: number, quick: boolean): number {
-  const full = n <= 10 ? 20_000 : n <= 1000 ? 3000 : 300
+  const full = n <= 10 ? 5000 : n <= 1000 ? 1000 : 100
   return quick ? Math.ceil(full / 5) : full
 }
 
