@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import type { AddressInfo } from 'node:net'
-import { faultlineHttp, faultlineStream, faultlineSse, faultlineWebsocket, BadRequestError, ConflictError } from '../index.js'
+import { faultlineHttp, faultlineStream, faultlineSse, faultlineWebsocket, faultFromProblem, BadRequestError, ConflictError } from '../index.js'
 import { captureLogs } from './helpers/logs.js'
 import { connect } from './helpers/ws-client.js'
 import { guardProcess } from './helpers/guard.js'
@@ -111,4 +111,19 @@ t.test('maxDetailsBytes is validated at register time', async t => {
     t.match(err?.message, /^faultline-http: invalid option maxDetailsBytes: must be a positive integer \(bytes of JSON, e\.g\. 16384\)/)
     await app.close()
   }
+})
+
+t.test('warnings are bounded too: at most 1,000 codes are remembered', async t => {
+  const logs = captureLogs()
+  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
+  await app.register(faultlineHttp, { maxDetailsBytes: 50 })
+  // A fault rebuilt from a remote problem keeps that problem's code: codes are open-ended here.
+  app.get('/relay/:i', async (request) => {
+    throw faultFromProblem({ code: `REMOTE_${(request.params as { i: string }).i}`, status: 400, blob: 'x'.repeat(100) })
+  })
+  let dropped = 0
+  for (let i = 0; i < 1005; i++) if ((await app.inject(`/relay/${i}`)).json().detailsOmitted?.limit === 50) dropped++
+  t.equal(dropped, 1005, 'every one dropped')
+  t.equal(logs.lines.filter(l => /maxDetailsBytes/.test(String(l.msg))).length, 1000)
+  await app.close()
 })

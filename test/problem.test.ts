@@ -115,6 +115,8 @@ t.test('stringifyProblem: toJSON behaves as JSON says, and never breaks the line
     t.same(JSON.parse(render({ a: bad, b: 1 })), JSON.parse(render({})), 'a BigInt or a throwing toJSON drops the extension members')
   }
   t.equal(render({ t: 'a\u2028b' }).includes('\u2028'), false, 'separators in details are escaped too')
+  const handBuilt = { ...toProblem(new NotFoundError('m')), big: 1n as unknown }
+  t.same(JSON.parse(stringifyProblem(handBuilt)), toProblem(new NotFoundError('m')), 'a problem built by hand with an unserializable member: the standard members stay')
   t.equal(JSON.parse(render({ t: 'a\u2028b' })).t, 'a\u2028b')
 })
 
@@ -206,6 +208,7 @@ t.test('maxDetailsBytes counts UTF-8 bytes of the details JSON, exactly', async 
   t.equal(p.a, undefined)
   t.same(omitted, [50])
   t.equal(toProblem(new NotFoundError('x', { details: { a: 'x'.repeat(100) } })).a, 'x'.repeat(100), 'default limit: 16 KiB')
+  t.same(toProblem(new NotFoundError('x', { details: { a: 'x'.repeat(16384) } })).detailsOmitted, { reason: 'too-large', limit: 16384 })
   t.equal(DEFAULT_MAX_DETAILS_BYTES, 16384)
   const late = Object.defineProperty({ a: 1 }, 'b', { enumerable: true, get () { if (++reads > 1) throw new Error('second read'); return 2 } })
   let reads = 0
@@ -219,5 +222,5 @@ t.test('preview: the same text as cutting the whole JSON, for values of any size
   const list = Array.from({ length: 5000 }, (_, i) => [i, 'é\u2028"'])
   t.equal(preview(list), JSON.stringify(list).slice(0, 1000) + '…')
   t.equal(preview({ a: 1, b: [1, 2] }), '{"a":1,"b":[1,2]}')
-  t.equal(preview({ f: () => 1, s: Symbol('s'), u: undefined, n: 1 }), '{"n":1}')
+  t.equal(preview({ f: () => 1, s: Symbol('s'), u: undefined, n: 1, b: true, z: null }), '{"n":1,"b":true,"z":null}')
 })
