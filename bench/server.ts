@@ -49,6 +49,18 @@ async function memory (): Promise<unknown> {
   return { heapUsed: mem.heapUsed, rss: mem.rss, resources, connections: await connections() }
 }
 
+/** Heap and timers now, after a full GC, with connections left open (for per-connection memory). */
+async function heap (): Promise<unknown> {
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc!()
+    await sleep(50)
+  }
+  const resources: Record<string, number> = {}
+  for (const kind of process.getActiveResourcesInfo()) resources[kind] = (resources[kind] ?? 0) + 1
+  const mem = process.memoryUsage()
+  return { heapUsed: mem.heapUsed, rss: mem.rss, resources, connections: await connections() }
+}
+
 process.on('message', (msg: { id: number, op: string }) => {
   const reply = (result: unknown): void => { process.send!({ id: msg.id, result }) }
   const fail = (err: unknown): void => { process.send!({ id: msg.id, error: String((err as Error)?.stack ?? err) }) }
@@ -61,6 +73,9 @@ process.on('message', (msg: { id: number, op: string }) => {
       }
       case 'memory':
         memory().then(reply, fail)
+        break
+      case 'heap':
+        heap().then(reply, fail)
         break
       case 'close':
         reply(true)

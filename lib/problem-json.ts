@@ -1,23 +1,41 @@
 // Problem -> one line of JSON, on the server's hot path. Not in the isomorphic
 // core: fast-json-stringify compiles with `new Function` and reads `process`.
-import fastJson from 'fast-json-stringify'
-import type { ProblemDetails } from './problem.js'
+import { createRequire } from 'node:module'
+import type FastJson from 'fast-json-stringify'
+import type { Fault } from './fault.js'
+import { detailsJson, omitted, problemHead, showsDetails, toProblem, TOO_LARGE, type ProblemDetails, type ProblemOptions } from './problem.js'
 import { escapeLineSeparators } from './json-line.js'
 
-const stringifyKnown = fastJson({
-  type: 'object',
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    detail: { type: 'string' },
-    instance: { type: 'string' },
-    code: { type: 'string' },
-    requestId: { type: 'string' },
-    retryAfter: { type: 'integer' }
-  },
-  additionalProperties: true
-})
+type Serializer = (problem: Partial<ProblemDetails>) => string
+
+// Loaded and compiled when faultlineHttp is registered (or on first use),
+// not at import: fast-json-stringify brings ajv, some sixty modules.
+let compiled: Serializer | undefined
+
+/** Loads and compiles the serializer of the standard members, once. */
+export function prepareProblemSerializer (): void {
+  if (compiled !== undefined) return
+  const fastJson = createRequire(import.meta.url)('fast-json-stringify') as typeof FastJson
+  compiled = fastJson({
+    type: 'object',
+    properties: {
+      type: { type: 'string' },
+      title: { type: 'string' },
+      status: { type: 'integer' },
+      detail: { type: 'string' },
+      instance: { type: 'string' },
+      code: { type: 'string' },
+      requestId: { type: 'string' },
+      retryAfter: { type: 'integer' }
+    },
+    additionalProperties: true
+  })
+}
+
+function stringifyKnown (problem: Partial<ProblemDetails>): string {
+  if (compiled === undefined) prepareProblemSerializer()
+  return compiled!(problem)
+}
 
 // The members every problem has: rendered by the precompiled serializer.
 const KNOWN = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter'])
@@ -40,6 +58,30 @@ export function stringifyProblem (problem: ProblemDetails): string {
     json = stringifyKnown({ type, title, status, detail, instance, code, requestId, retryAfter })
   }
   return escapeLineSeparators(json)
+}
+
+/**
+ * Fault -> problem -> one line of JSON: the one renderer of every transport
+ * (problem+json bodies, ndjson and WebSocket error records, SSE error
+ * events). The same text as `stringifyProblem(toProblem(fault, options))`,
+ * in time linear in the details: they are serialized once, as they are,
+ * after the standard members, and never copied member by member into the
+ * problem object (which turns slow, dictionary-mode, past about a thousand
+ * members).
+ */
+export function renderProblem (fault: Fault, options: ProblemOptions = {}): string {
+  if (options.debug === true) return stringifyProblem(toProblem(fault, options))
+  const head = problemHead(fault, options)
+  if (!showsDetails(fault, options)) return escapeLineSeparators(stringifyKnown(head))
+  const details = detailsJson(fault.details, options.maxDetailsBytes)
+  if (details === TOO_LARGE) {
+    head.detailsOmitted = omitted(fault, options)
+    return stringifyProblem(head)
+  }
+  const json = escapeLineSeparators(stringifyKnown(head))
+  // `{…standard}` + `{…details}` -> `{…standard,…details}`, each part
+  // escaped on its own: escaping the joined text would copy it once more.
+  return details === undefined ? json : json.slice(0, -1) + ',' + escapeLineSeparators(details).slice(1)
 }
 
 function hasExtensions (problem: ProblemDetails): boolean {

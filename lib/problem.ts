@@ -37,10 +37,32 @@ export interface ProblemOptions {
   typeBase?: string | undefined
   /** Adds the real message, stack and cause chain. Development only. */
   debug?: boolean | undefined
+  /**
+   * The most a fault's `details` may add to a problem, in bytes of UTF-8
+   * JSON text. Larger details are dropped whole and the problem carries
+   * `detailsOmitted` instead. Default: DEFAULT_MAX_DETAILS_BYTES (16 KiB).
+   */
+  maxDetailsBytes?: number | undefined
+  /** Called when a fault's details were dropped for `maxDetailsBytes`. */
+  onDetailsOmitted?: ((fault: Fault, limit: number) => void) | undefined
+}
+
+/** What a fault's `details` may add to a problem by default: 16 KiB of JSON text. */
+export const DEFAULT_MAX_DETAILS_BYTES = 16 * 1024
+
+/** The member a problem carries instead of details larger than `maxDetailsBytes`. */
+export interface DetailsOmitted {
+  reason: 'too-large'
+  /** The limit they exceeded, in bytes. */
+  limit: number
 }
 
 // Members a fault's details may not overwrite.
 const RESERVED = new Set(['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter', 'stack', 'cause', '__proto__', 'constructor', 'prototype'])
+// ...nor the marker of dropped details, so it means only that (the client
+// reads it back as a details member: it stands where the details were).
+const RESERVED_NAMES = [...RESERVED, 'detailsOmitted']
+const NOT_DETAILS = new Set(RESERVED_NAMES)
 const MAX_CAUSES = 10
 
 /**
@@ -49,6 +71,18 @@ const MAX_CAUSES = 10
  * details (unless the fault marks its details safe).
  */
 export function toProblem (fault: Fault, options: ProblemOptions = {}): ProblemDetails {
+  const problem = problemHead(fault, options)
+  if (showsDetails(fault, options)) {
+    const text = detailsJson(fault.details, options.maxDetailsBytes)
+    if (text === TOO_LARGE) problem.detailsOmitted = omitted(fault, options)
+    else if (text !== undefined) addDetails(problem, fault.details)
+  }
+  if (options.debug === true) addDebug(problem, fault)
+  return problem
+}
+
+/** The standard members: what every problem carries, without details or debug output. */
+export function problemHead (fault: Fault, options: ProblemOptions): ProblemDetails {
   const debug = options.debug === true
   const problem: ProblemDetails = {
     type: options.typeBase === undefined ? 'about:blank' : options.typeBase + typeSlug(fault.code),
@@ -61,13 +95,25 @@ export function toProblem (fault: Fault, options: ProblemOptions = {}): ProblemD
   if (options.requestId !== undefined) problem.requestId = options.requestId
   // In the body too, so framed transports (ndjson, SSE, WebSocket) carry what the header carries over HTTP.
   if (fault.retryAfter !== undefined) problem.retryAfter = fault.retryAfter
-  if (fault.details !== undefined && (debug || fault.exposeDetails)) addDetails(problem, fault.details)
-  if (debug) {
-    if (typeof fault.stack === 'string') problem.stack = fault.stack
-    const chain = causeChain(fault.cause)
-    if (chain.length > 0) problem.cause = chain
-  }
   return problem
+}
+
+/** Whether a problem for `fault` shows its details: exposed ones, or all of them in debug. */
+export function showsDetails (fault: Fault, options: ProblemOptions): boolean {
+  return fault.details !== undefined && (options.debug === true || fault.exposeDetails)
+}
+
+/** The `detailsOmitted` member, after telling `onDetailsOmitted`. */
+export function omitted (fault: Fault, options: ProblemOptions): DetailsOmitted {
+  const limit = options.maxDetailsBytes ?? DEFAULT_MAX_DETAILS_BYTES
+  options.onDetailsOmitted?.(fault, limit)
+  return { reason: 'too-large', limit }
+}
+
+function addDebug (problem: ProblemDetails, fault: Fault): void {
+  if (typeof fault.stack === 'string') problem.stack = fault.stack
+  const chain = causeChain(fault.cause)
+  if (chain.length > 0) problem.cause = chain
 }
 
 function typeSlug (code: string): string {
@@ -79,17 +125,71 @@ export function wellFormed (text: string): string {
   return text.replace(/\p{Cs}/gu, '\ufffd')
 }
 
+/** `detailsJson`'s answer for details larger than the limit. */
+export const TOO_LARGE = Symbol('too large')
+
+/**
+ * A fault's details as the JSON text of an object holding the members a
+ * problem adds (`{"a":1}`), rendered once, as they are (no copy) unless
+ * something must be taken out, and checked against `limit` (bytes of
+ * UTF-8). Undefined when there are none to add: not an object, no member
+ * JSON keeps, or details that cannot be serialized (a throwing getter or
+ * `toJSON`, a BigInt, a cycle), dropped whole: half a details object could
+ * mislead. Linear in the size of the details, over the limit too.
+ */
+export function detailsJson (details: unknown, limit: number = DEFAULT_MAX_DETAILS_BYTES): string | typeof TOO_LARGE | undefined {
+  try {
+    if (typeof details !== 'object' || details === null || Array.isArray(details)) return undefined
+    const record = details as Record<string, unknown>
+    let json = needsCopy(record) ? undefined : JSON.stringify(record)
+    // Not an object's JSON (a boxed primitive): its own members, as an object.
+    if (json === undefined || json.charCodeAt(0) !== 0x7b) json = JSON.stringify(membersOf(record))
+    if (json.length <= 2) return undefined
+    return exceeds(json, limit) ? TOO_LARGE : json
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether details hold a member a problem does not take (a reserved name) or render their own way (`toJSON`). */
+function needsCopy (details: Record<string, unknown>): boolean {
+  if (typeof details.toJSON === 'function') return true
+  for (const name of RESERVED_NAMES) if (Object.hasOwn(details, name)) return true
+  return false
+}
+
+/** The own enumerable members a problem takes from `details`. */
+function membersOf (details: Record<string, unknown>): Record<string, unknown> {
+  const copy: Record<string, unknown> = {}
+  for (const key of Object.keys(details)) {
+    if (NOT_DETAILS.has(key)) continue
+    const value = details[key]
+    // A toJSON method would make the copy render as something else.
+    if (key === 'toJSON' && typeof value === 'function') continue
+    copy[key] = value
+  }
+  return copy
+}
+
+/** Whether `text` takes more than `limit` bytes as UTF-8; counted only when its length leaves a doubt. */
+function exceeds (text: string, limit: number): boolean {
+  if (text.length > limit) return true
+  if (text.length * 3 <= limit) return false
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    // A surrogate pair (two units) is 4 bytes: 2 each.
+    bytes += c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3
+  }
+  return bytes > limit
+}
+
+/** Details (already checked by `detailsJson`) as members of the problem object, values as they are. */
 function addDetails (problem: ProblemDetails, details: unknown): void {
   try {
-    if (typeof details !== 'object' || details === null || Array.isArray(details)) return
-    const copy: Record<string, unknown> = {}
-    for (const key of Object.keys(details)) {
-      if (RESERVED.has(key)) continue
-      copy[key] = (details as Record<string, unknown>)[key]
-    }
-    Object.assign(problem, copy)
+    Object.assign(problem, membersOf(details as Record<string, unknown>))
   } catch {
-    // Details whose getters throw are dropped whole: half a details object could mislead.
+    // A getter that throws on this second read: dropped whole, as in detailsJson.
   }
 }
 
@@ -153,25 +253,41 @@ function ownFields (value: Record<string, unknown>): Record<string, unknown> | u
   return fields
 }
 
-/** A bounded, serializable preview of any value; never throws. */
+/**
+ * A bounded, serializable preview of any value; never throws. Its cost is
+ * bounded too, for values of any size: once the text written so far must
+ * be longer than the preview keeps, further members are skipped, not
+ * serialized only to be cut off.
+ */
 export function preview (value: unknown): unknown {
   try {
     if (value === null || typeof value === 'number' || typeof value === 'boolean') return value
     if (typeof value === 'string') return value.length > MAX_PREVIEW ? value.slice(0, MAX_PREVIEW) + '…' : value
     if (typeof value !== 'object') return String(value)
     const seen = new WeakSet<object>()
-    const json = JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'bigint') return `${v}n`
-      if (typeof v === 'object' && v !== null) {
-        if (seen.has(v)) return '[Circular]'
-        seen.add(v)
+    // A lower bound of the characters written so far.
+    let written = 0
+    const json = JSON.stringify(value, function (this: unknown, key, v: unknown) {
+      if (written > MAX_PREVIEW) return undefined
+      if (typeof v === 'bigint') v = `${v}n`
+      else if (typeof v === 'object' && v !== null) {
+        if (seen.has(v)) v = '[Circular]'
+        else seen.add(v)
       }
+      written += lowerBound(v) + (Array.isArray(this) || v === undefined || typeof v === 'function' || typeof v === 'symbol' ? 0 : key.length + 3)
       return v
     })
     return json === undefined ? String(json) : json.length > MAX_PREVIEW ? json.slice(0, MAX_PREVIEW) + '…' : json
   } catch {
     return '[unreadable]'
   }
+}
+
+/** The fewest characters JSON writes for `v` itself (its members count on their own). */
+function lowerBound (v: unknown): number {
+  if (typeof v === 'string') return v.length + 2
+  if (typeof v === 'object') return v === null ? 4 : 2
+  return typeof v === 'number' || typeof v === 'boolean' ? 1 : 0
 }
 
 // ---------------------------------------------------------------------------

@@ -162,8 +162,13 @@ export interface SseFaultEventOptions {
  * answered 204); a final event of a retryable fault carries `retry:`.
  */
 export function sseFaultEvent (fault: Fault, problem: ProblemDetails, options: SseFaultEventOptions = {}): string {
+  return sseProblemEvent(fault, stringifyProblem(problem), options)
+}
+
+/** `sseFaultEvent` for a problem already rendered as one line of JSON. */
+export function sseProblemEvent (fault: Fault, problemJson: string, options: SseFaultEventOptions = {}): string {
   const final = options.final !== false
-  return sseJsonEvent(stringifyProblem(problem), {
+  return sseJsonEvent(problemJson, {
     event: options.event,
     id: final && isTerminalFault(fault) ? terminalEventId(fault.code, options.terminalIdPrefix) : undefined,
     retry: final ? retryFor(fault, options.defaultRetry ?? 3000) : undefined

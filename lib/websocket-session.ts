@@ -60,12 +60,19 @@ const ABNORMAL_CLOSURE = 1006
 export class WebSocketSessions<R> {
   private readonly sessions = new Map<WsSocket, WsSession<R>>()
   private shuttingDown = false
+  /** One heartbeat timer for every socket (as `ws`'s keep-alive example): runs only while a socket is open. */
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined = undefined
 
   constructor (readonly host: WsHost<R>, readonly settings: WsSettings) {}
 
   /** Open connections right now. */
   get size (): number {
     return this.sessions.size
+  }
+
+  /** Whether the shared heartbeat timer is running (for tests). */
+  get beating (): boolean {
+    return this.heartbeatTimer !== undefined
   }
 
   /**
@@ -81,6 +88,10 @@ export class WebSocketSessions<R> {
     if (this.shuttingDown) {
       session.shutdown() // resolves when closed; never rejects
       return
+    }
+    const heartbeat = this.settings.heartbeat
+    if (heartbeat !== undefined && this.heartbeatTimer === undefined) {
+      this.heartbeatTimer = setInterval(this.beat, heartbeat.interval).unref()
     }
     try {
       const result = handler()
@@ -101,40 +112,65 @@ export class WebSocketSessions<R> {
   /** 1001 to every open socket; resolves once all closed (or were terminated after `closeTimeout`). */
   async shutdown (): Promise<void> {
     this.shuttingDown = true
+    this.stopHeartbeat()
     await Promise.all([...this.sessions.values()].map(session => session.shutdown()))
   }
 
   /** @internal */
   closed (socket: WsSocket): void {
     this.sessions.delete(socket)
+    if (this.sessions.size === 0) this.stopHeartbeat()
+  }
+
+  private stopHeartbeat (): void {
+    clearInterval(this.heartbeatTimer)
+    this.heartbeatTimer = undefined
+  }
+
+  /** Each tick: every socket that answered the last ping is pinged again; one that missed too many is terminated. */
+  private readonly beat = (): void => {
+    for (const session of this.sessions.values()) session.beat()
   }
 }
 
-/** One open socket: its timers, its guarded listeners, and whether its end was already accounted for. */
+/** The socket's own session, for the listeners every session shares. */
+const kSession = Symbol('faultline.websocket.session')
+type Owned<R> = WsSocket & { [kSession]: WsSession<R> }
+
+/** One open socket: its idle timer, its guarded listeners, and whether its end was already accounted for. */
 export class WsSession<R> {
   /** Set once the socket's end is reported or initiated by us: nothing more to report or time. */
   private ended = false
   /** Cut off for not reading its error frames: its further messages are dropped. */
   private cut = false
   private missed = 0
-  private heartbeatTimer: ReturnType<typeof setInterval> | undefined = undefined
   private idleTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** Handler -> its guard, made on the first function handler given to `addEventListener`. */
+  private guards: WeakMap<EventHandler, EventHandler> | undefined = undefined
+  private readonly emit: WsSocket['emit']
+  private readonly add: WsSocket['addEventListener']
+  private readonly remove: WsSocket['removeEventListener']
   private readonly host: WsHost<R>
   private readonly settings: WsSettings
 
   constructor (private readonly owner: WebSocketSessions<R>, readonly socket: WsSocket, readonly request: R) {
     this.host = owner.host
     this.settings = owner.settings
-    socket.on('close', this.onClose)
-    const { heartbeat, idleTimeout } = this.settings
-    if (heartbeat !== undefined) {
-      socket.on('pong', this.onPong)
-      this.heartbeatTimer = setInterval(this.beat, heartbeat.interval).unref()
-    }
+    ;(socket as Owned<R>)[kSession] = this
+    socket.on('close', onClose)
+    const idleTimeout = this.settings.idleTimeout
     if (idleTimeout !== undefined) {
-      this.idleTimer = setTimeout(this.idle, idleTimeout).unref()
+      this.idleTimer = setTimeout(onIdle, idleTimeout, this).unref()
     }
-    this.guardListeners()
+    // Every listener the handler attaches (`on`, `once`, `addEventListener`,
+    // `onmessage`) runs inside a guard: see guardedEmit. The functions are
+    // shared by every socket; each finds its session through kSession.
+    this.emit = socket.emit
+    this.add = socket.addEventListener
+    this.remove = socket.removeEventListener
+    socket.emit = guardedEmit
+    socket.addEventListener = guardedAddEventListener
+    socket.removeEventListener = guardedRemoveEventListener
   }
 
   /**
@@ -196,69 +232,18 @@ export class WsSession<R> {
     if (socket.readyState === OPEN) socket.close(code, reason)
   }
 
-  /**
-   * Every listener the handler attaches (`on`, `once`, `addEventListener`,
-   * `onmessage`) runs inside a guard: a throw or a returned rejection
-   * becomes a fault here instead of an uncaught exception or an unhandled
-   * rejection. `error` keeps the native path (the transport's error handler).
-   */
-  private guardListeners (): void {
-    const socket = this.socket
-    const emit = socket.emit
-    const session = this
-    socket.emit = function guardedEmit (this: WsSocket, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === 'error') return Reflect.apply(emit, this, [event, ...args])
-      if (event === 'message') {
-        if (session.cut) return false
-        if (session.idleTimer !== undefined) session.idleTimer.refresh()
-      }
-      const listeners = this.rawListeners(event)
-      for (const listener of listeners) {
-        try {
-          const result: unknown = Reflect.apply(listener, this, args)
-          if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event))
-        } catch (err) {
-          session.listenerFailed(err, event)
-        }
-      }
-      return listeners.length > 0
-    }
-    // ws's `addEventListener` (and so `onmessage`) drops what a handler
-    // returns: wrap function handlers so a rejection is seen. A sync throw
-    // is already caught by the emit guard above.
-    const guards = new WeakMap<EventHandler, EventHandler>()
-    const add = socket.addEventListener
-    const remove = socket.removeEventListener
-    function guard (handler: EventHandler): EventHandler {
-      let guarded = guards.get(handler)
-      if (guarded === undefined) {
-        guarded = function guardedHandler (this: WsSocket, event: { type: string }) {
-          const result: unknown = Reflect.apply(handler, this, [event])
-          if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event.type))
-        }
-        guards.set(handler, guarded)
-      }
-      return guarded
-    }
-    socket.addEventListener = function guardedAddEventListener (this: WsSocket, type: string, handler: unknown, options?: unknown) {
-      Reflect.apply(add, this, [type, typeof handler === 'function' ? guard(handler as EventHandler) : handler, options])
-    }
-    socket.removeEventListener = function guardedRemoveEventListener (this: WsSocket, type: string, handler: unknown) {
-      Reflect.apply(remove, this, [type, (typeof handler === 'function' ? guards.get(handler as EventHandler) : undefined) ?? handler])
-    }
-  }
-
   private end (): void {
     this.ended = true
-    clearInterval(this.heartbeatTimer)
     clearTimeout(this.idleTimer)
   }
 
-  private listenerFailed (err: unknown, event: string | symbol): void {
+  /** @internal */
+  listenerFailed (err: unknown, event: string | symbol): void {
     this.fail(err, event === 'message' ? 'message' : 'mid-stream', true)
   }
 
-  private readonly onClose = (code: number): void => {
+  /** @internal The socket closed. */
+  closed (code: number): void {
     this.owner.closed(this.socket)
     // 1006: the TCP connection ended without a close frame. Unless we
     // caused it, the peer dropped: normal churn, reported at debug.
@@ -267,9 +252,14 @@ export class WsSession<R> {
     if (dropped) this.host.report(peerGone(), 'mid-stream', this.request, true)
   }
 
-  private readonly onPong = (): void => { this.missed = 0 }
+  /** @internal A pong: the peer is there. */
+  ponged (): void {
+    this.missed = 0
+  }
 
-  private readonly beat = (): void => {
+  /** @internal A heartbeat tick: ping, or terminate a peer that missed too many pings. */
+  beat (): void {
+    if (this.ended) return
     if (this.missed >= this.settings.heartbeat!.maxMissed) {
       this.end()
       this.host.report(peerUnresponsive(this.missed), 'mid-stream', this.request, true)
@@ -280,7 +270,92 @@ export class WsSession<R> {
     this.socket.ping()
   }
 
-  private readonly idle = (): void => {
+  /** @internal No message for `idleTimeout`. */
+  idle (): void {
     this.fail(peerIdle(this.settings.idleTimeout!), 'mid-stream', false)
   }
+
+  /** @internal A message arrived: false when the peer was cut off (the message is dropped), else the idle timer starts again. */
+  admitMessage (): boolean {
+    if (this.cut) return false
+    this.idleTimer?.refresh()
+    return true
+  }
+
+  /** @internal */
+  nativeEmit (socket: WsSocket, event: string | symbol, args: unknown[]): boolean {
+    return Reflect.apply(this.emit, socket, [event, ...args])
+  }
+
+  /** @internal `addEventListener` with function handlers guarded, so a rejection is seen. */
+  addListener (socket: WsSocket, type: string, handler: unknown, options: unknown): void {
+    Reflect.apply(this.add, socket, [type, typeof handler === 'function' ? this.guard(handler as EventHandler) : handler, options])
+  }
+
+  /** @internal `removeEventListener` of a guarded handler removes its guard. */
+  removeListener (socket: WsSocket, type: string, handler: unknown): void {
+    Reflect.apply(this.remove, socket, [type, (typeof handler === 'function' ? this.guards?.get(handler as EventHandler) : undefined) ?? handler])
+  }
+
+  // ws's `addEventListener` (and so `onmessage`) drops what a handler
+  // returns: wrap function handlers so a rejection is seen. A sync throw is
+  // already caught by the emit guard.
+  private guard (handler: EventHandler): EventHandler {
+    const guards = this.guards ??= new WeakMap()
+    let guarded = guards.get(handler)
+    if (guarded === undefined) {
+      const session = this
+      guarded = function guardedHandler (this: WsSocket, event: { type: string }) {
+        const result: unknown = Reflect.apply(handler, this, [event])
+        if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event.type))
+      }
+      guards.set(handler, guarded)
+    }
+    return guarded
+  }
+}
+
+// The listeners and guards every session shares: `this` is the socket.
+
+function onClose (this: Owned<unknown>, code: number): void {
+  this[kSession].closed(code)
+}
+
+function onIdle (session: Pick<WsSession<unknown>, 'idle'>): void {
+  session.idle()
+}
+
+/**
+ * The socket's `emit`: every listener runs inside a guard, so a throw or a
+ * returned rejection becomes a fault of the session instead of an uncaught
+ * exception or an unhandled rejection. `error` keeps the native path (the
+ * transport's error handler).
+ */
+function guardedEmit (this: Owned<unknown>, event: string | symbol, ...args: unknown[]): boolean {
+  const session = this[kSession]
+  if (event === 'error') return session.nativeEmit(this, event, args)
+  if (event === 'message') {
+    if (!session.admitMessage()) return false
+  } else if (event === 'pong') {
+    // The heartbeat's pong, seen here: no listener of its own on every socket.
+    session.ponged()
+  }
+  const listeners = this.rawListeners(event)
+  for (const listener of listeners) {
+    try {
+      const result: unknown = Reflect.apply(listener, this, args)
+      if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event))
+    } catch (err) {
+      session.listenerFailed(err, event)
+    }
+  }
+  return listeners.length > 0
+}
+
+function guardedAddEventListener (this: Owned<unknown>, type: string, handler: unknown, options?: unknown): void {
+  this[kSession].addListener(this, type, handler, options)
+}
+
+function guardedRemoveEventListener (this: Owned<unknown>, type: string, handler: unknown): void {
+  this[kSession].removeListener(this, type, handler)
 }

@@ -8,8 +8,8 @@ import { NotFoundError, faultCatalog, type CatalogEntry, type Fault } from '../l
 import { faultResponses, problemSchema, PROBLEM_SCHEMA_ID, type RouteFaults } from '../lib/openapi.js'
 import { catalogDocument, catalogMarkdown, type CatalogDocEntry } from '../lib/catalog-doc.js'
 import { carriedHeaders, toFault, toFaultForReply } from '../lib/normalize.js'
-import { toProblem, type ProblemDetails } from '../lib/problem.js'
-import { stringifyProblem } from '../lib/problem-json.js'
+import { DEFAULT_MAX_DETAILS_BYTES, toProblem, type ProblemDetails, type ProblemOptions } from '../lib/problem.js'
+import { prepareProblemSerializer, renderProblem } from '../lib/problem-json.js'
 import { createReport, kReported, LOG_LEVELS, responsePhase, type FaultContext, type FaultReporter, type LogLevels, type Phase, type Transport } from '../lib/report.js'
 import { isPlainObject, PluginOptions } from '../lib/options.js'
 import { truncateResponse } from '../lib/truncate.js'
@@ -46,6 +46,13 @@ export interface FaultlineHttpOptions {
    * even for a body cut mid-way; `false` turns it off. Default: `x-request-id`.
    */
   requestIdHeader?: string | false
+  /**
+   * The most a fault's `details` may add to a problem (every transport's), in
+   * bytes of UTF-8 JSON. Larger details are dropped whole: the problem carries
+   * `detailsOmitted: { reason: 'too-large', limit }` instead, and a warning is
+   * logged once per fault code. Default: 16384 (16 KiB).
+   */
+  maxDetailsBytes?: number
 }
 
 /** Where a fault happened, for `sendProblem`; extra fields go into the log line. */
@@ -120,7 +127,9 @@ const kSending = Symbol('faultline.sending')
 interface Sending { fault: Fault, transport: Transport }
 type SendingReply = FastifyReply & { [kSending]?: Sending }
 
-const KNOWN = ['onFault', 'typeBase', 'debug', 'logLevels', 'notFound', 'openapi', 'requestIdHeader']
+const KNOWN = ['onFault', 'typeBase', 'debug', 'logLevels', 'notFound', 'openapi', 'requestIdHeader', 'maxDetailsBytes']
+/** Fault codes whose dropped details were logged, at most this many (codes adopted from thrown errors are open-ended). */
+const MAX_OMITTED_CODES = 1000
 
 interface Settings {
   reporters: FaultReporter[]
@@ -129,6 +138,7 @@ interface Settings {
   debug: boolean
   notFound: boolean
   openapi: boolean | undefined
+  maxDetailsBytes: number
 }
 
 /**
@@ -166,7 +176,8 @@ function validate (opts: FaultlineHttpOptions): Settings {
     typeBase,
     debug: options.boolean('debug', false),
     notFound: options.boolean('notFound', true),
-    openapi: options.get('openapi') === undefined ? undefined : options.boolean('openapi', false)
+    openapi: options.get('openapi') === undefined ? undefined : options.boolean('openapi', false),
+    maxDetailsBytes: options.count('maxDetailsBytes', DEFAULT_MAX_DETAILS_BYTES, 'bytes of JSON, e.g. 16384')
   }
 }
 
@@ -178,11 +189,12 @@ function instanceOf (request: FastifyRequest): string {
 }
 
 async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOptions): Promise<void> {
-  const { reporters, logLevels, typeBase, debug, notFound } = validate(opts)
+  const { reporters, logLevels, typeBase, debug, notFound, maxDetailsBytes } = validate(opts)
   if (debug && process.env.NODE_ENV === 'production') {
     // debug sends stacks, causes and internal messages to every client: never on by accident.
     fastify.log.warn({ plugin: PLUGIN }, `${PLUGIN}: debug is on while NODE_ENV=production: every problem response carries internal messages, stacks and causes. Turn it off.`)
   }
+  prepareProblemSerializer()
   const report = createReport({ reporters, logLevel: logLevels, log: fastify.log })
   const requestIdHeader = opts.requestIdHeader === false ? undefined : (opts.requestIdHeader ?? 'x-request-id').toLowerCase()
 
@@ -190,13 +202,23 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     if (requestIdHeader !== undefined) reply.header(requestIdHeader, reply.request.id)
   }
 
-  function problemFor (fault: Fault, request: FastifyRequest | undefined): ProblemDetails {
-    return toProblem(fault, {
+  const omittedCodes = new Set<string>()
+  function onDetailsOmitted (fault: Fault, limit: number): void {
+    if (omittedCodes.has(fault.code) || omittedCodes.size >= MAX_OMITTED_CODES) return
+    omittedCodes.add(fault.code)
+    fastify.log.warn({ plugin: PLUGIN, code: fault.code, maxDetailsBytes: limit },
+      `${PLUGIN}: the details of a ${fault.code} fault exceed maxDetailsBytes (${limit} bytes) and are left out of its problems, which carry detailsOmitted instead. Send less, or raise maxDetailsBytes. Logged once per code.`)
+  }
+
+  function problemOptions (request: FastifyRequest | undefined): ProblemOptions {
+    return {
       typeBase,
       debug,
+      maxDetailsBytes,
+      onDetailsOmitted,
       instance: request === undefined ? undefined : instanceOf(request),
       requestId: request?.id
-    })
+    }
   }
 
   function sendProblem (reply: FastifyReply, err: unknown, context?: FaultlineSendContext): Fault {
@@ -225,7 +247,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       truncateResponse(reply.raw)
       return fault
     }
-    const body = stringifyProblem(problemFor(fault, request))
+    const body = renderProblem(fault, problemOptions(request))
     // Only for faults meant for the client: a server fault's headers may carry secrets.
     if (fault.expose) for (const [name, value] of carriedHeaders(err)) reply.header(name, value)
     reply.code(fault.status)
@@ -263,7 +285,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       return
     }
     if (res.writableEnded || res.destroyed) return
-    const body = stringifyProblem(problemFor(fault, request))
+    const body = renderProblem(fault, problemOptions(request))
     const own: Record<string, string> = { 'content-type': PROBLEM_TYPE, 'content-length': String(Buffer.byteLength(body)) }
     if (fault.expose) for (const [name, value] of carriedHeaders(err)) own[name.toLowerCase()] = value
     if (fault.retryAfter !== undefined) own['retry-after'] = String(fault.retryAfter)
@@ -289,10 +311,10 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       return fault
     },
     toProblem (err: unknown, request?: FastifyRequest): ProblemDetails {
-      return problemFor(toFault(err), request)
+      return toProblem(toFault(err), problemOptions(request))
     },
     problemJson (err: unknown, request?: FastifyRequest): string {
-      return stringifyProblem(problemFor(toFault(err), request))
+      return renderProblem(toFault(err), problemOptions(request))
     },
     sendProblem,
     get catalog (): CatalogEntry[] {

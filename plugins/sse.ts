@@ -1,10 +1,9 @@
 import fp from 'fastify-plugin'
 import type { Transform, TransformCallback } from 'node:stream'
-import fastifySseModule from '@fastify/sse'
 import type { SSEPluginOptions, SSEReplyInterface } from '@fastify/sse'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import { NotAcceptableError, type Fault } from '../lib/fault.js'
-import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseFaultEvent, sseMessage, sseSerializer } from '../lib/sse-event.js'
+import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseProblemEvent, sseMessage, sseSerializer } from '../lib/sse-event.js'
 import { FaultlinePeerRegisteredError } from '../lib/errors.js'
 import { PluginOptions } from '../lib/options.js'
 import { appendHook } from '../lib/hooks.js'
@@ -51,11 +50,6 @@ declare module './http.js' {
     sse: FaultlineSse
   }
 }
-
-// The package's CommonJS export is the fastify-plugin-wrapped function (its
-// `fastifySSE` / `default` members are the unwrapped one, which would be
-// encapsulated); its types describe the module instead.
-const fastifySse = fastifySseModule as unknown as FastifyPluginAsync<SSEPluginOptions>
 
 const PLUGIN = 'faultline-sse'
 /** The companion plugin this one registers. */
@@ -105,7 +99,7 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
       // route are skipped), then the central handler renders the problem; the
       // fault is already reported, so it is not logged twice.
       failBefore: fault => { if (!reply.sent) reply.send(fault) },
-      errorEvent: (fault, final) => sseFaultEvent(fault, faultline.toProblem(fault, request), {
+      errorEvent: (fault, final) => sseProblemEvent(fault, faultline.problemJson(fault, request), {
         event: settings.errorEvent,
         final,
         terminalIdPrefix: settings.terminalIdPrefix,
@@ -179,6 +173,11 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
 
   fastify.addHook('preClose', () => sessions.shutdown(settings.closeTimeout))
 
+  // Loaded here, not at the top: importing the package root must not load
+  // @fastify/sse for apps that do not use SSE. Its CommonJS export is the
+  // fastify-plugin-wrapped function (its `fastifySSE` / `default` members are
+  // the unwrapped one, which would be encapsulated); its types describe the module.
+  const { default: fastifySse } = await import('@fastify/sse') as unknown as { default: FastifyPluginAsync<SSEPluginOptions> }
   await fastify.register(fastifySse, opts.sse ?? {})
 
   // `sse: 'only'` routes: @fastify/sse answers a client that refuses

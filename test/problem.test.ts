@@ -1,6 +1,9 @@
 import t from 'tap'
 import { toProblem, stringifyProblem, NotFoundError, InternalError, ValidationError, defineFault, toFault } from '../index.js'
-import { causeChain, preview, wellFormed } from '../lib/problem.js'
+import fc from 'fast-check'
+import { causeChain, detailsJson, preview, wellFormed, DEFAULT_MAX_DETAILS_BYTES, TOO_LARGE } from '../lib/problem.js'
+import { renderProblem } from '../lib/problem-json.js'
+import { nastyString, RUNS } from './helpers/arbitraries.js'
 import { guardProcess } from './helpers/guard.js'
 
 guardProcess(t)
@@ -112,6 +115,8 @@ t.test('stringifyProblem: toJSON behaves as JSON says, and never breaks the line
     t.same(JSON.parse(render({ a: bad, b: 1 })), JSON.parse(render({})), 'a BigInt or a throwing toJSON drops the extension members')
   }
   t.equal(render({ t: 'a\u2028b' }).includes('\u2028'), false, 'separators in details are escaped too')
+  const handBuilt = { ...toProblem(new NotFoundError('m')), big: 1n as unknown }
+  t.same(JSON.parse(stringifyProblem(handBuilt)), toProblem(new NotFoundError('m')), 'a problem built by hand with an unserializable member: the standard members stay')
   t.equal(JSON.parse(render({ t: 'a\u2028b' })).t, 'a\u2028b')
 })
 
@@ -144,4 +149,78 @@ t.test('preview: bounded, serializable, never throws', async t => {
 t.test('wellFormed replaces lone surrogates only', async t => {
   t.equal(wellFormed('a\ud800b\udfffc😀'), 'a\ufffdb\ufffdc😀')
   t.equal(toProblem(new (class extends NotFoundError { static override code = 'LONE_\ud83d' })(), { typeBase: 'x:' }).type, 'x:lone-%EF%BF%BD')
+})
+
+t.test('renderProblem: the same problem as stringifyProblem(toProblem()), for any details', async t => {
+  const member = fc.oneof(
+    fc.constantFrom('type', 'status', 'code', 'requestId', 'retryAfter', 'stack', 'cause', '__proto__', 'constructor', 'prototype', 'toJSON', 'detailsOmitted', '0', '10'),
+    fc.string({ maxLength: 6 }),
+    nastyString
+  )
+  const value = fc.oneof(
+    nastyString, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant(undefined),
+    fc.array(fc.string({ maxLength: 4 }), { maxLength: 3 }),
+    fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
+    fc.constantFrom(1n as unknown, new Date(0), { toJSON: () => undefined }, { toJSON: () => 'j' }, () => 1)
+  )
+  const detailsArb = fc.oneof(
+    fc.dictionary(member, value, { maxKeys: 8 }),
+    fc.dictionary(member, value, { maxKeys: 8 }).map(d => JSON.parse(JSON.stringify(d, (_k, v: unknown) => typeof v === 'bigint' ? 1 : v)) as Record<string, unknown>)
+  )
+  fc.assert(fc.property(detailsArb, fc.constantFrom(undefined, 5, 40, 200), fc.boolean(), fc.boolean(), (details, maxDetailsBytes, debug, exposed) => {
+    const fault = new NotFoundError('m\u2028', { details, exposeDetails: exposed })
+    let seen = 0
+    const options = { maxDetailsBytes, debug, requestId: 'r', instance: '/i', onDetailsOmitted: () => { seen++ } }
+    const rendered = renderProblem(fault, options)
+    const viaObject = stringifyProblem(toProblem(fault, options))
+    if (/[\r\n\u2028\u2029]/.test(rendered)) throw new Error(`not one line: ${rendered}`)
+    const a = JSON.parse(rendered) as Record<string, unknown>
+    const b = JSON.parse(viaObject) as Record<string, unknown>
+    if (debug) { delete a.stack; delete b.stack }
+    t.same(a, b)
+    if (seen % 2 !== 0) throw new Error('onDetailsOmitted: once per rendering')
+    if (typeof a.detailsOmitted === 'object' && Object.keys(a).some(k => Object.hasOwn(details, k) && !['detailsOmitted', 'type', 'status', 'code', 'requestId', 'detail', 'title', 'instance', 'stack', 'cause'].includes(k))) {
+      throw new Error('dropped details leave no member behind')
+    }
+  }), { numRuns: RUNS })
+})
+
+t.test('maxDetailsBytes counts UTF-8 bytes of the details JSON, exactly', async t => {
+  // {"a":"…"} is 8 bytes around the text.
+  const kept = (text: string, limit: number): boolean => detailsJson({ a: text }, limit) !== TOO_LARGE
+  t.ok(kept('x'.repeat(92), 100), '100 ASCII bytes fit 100')
+  t.notOk(kept('x'.repeat(93), 100), '101 do not')
+  t.ok(kept('é'.repeat(46), 100), 'é is 2 bytes: 8 + 92')
+  t.notOk(kept('é'.repeat(47), 100))
+  t.ok(kept('€'.repeat(30) + 'xx', 100), '€ is 3 bytes: 8 + 90 + 2')
+  t.notOk(kept('€'.repeat(31), 100))
+  t.ok(kept('😀'.repeat(23), 100), 'an astral character is 4 bytes: 8 + 92')
+  t.notOk(kept('😀'.repeat(23) + 'x', 100))
+  t.equal(detailsJson({}, 100), undefined, 'no member: nothing to add')
+  t.equal(detailsJson({ gone: undefined }, 100), undefined, 'no member JSON keeps: nothing to add')
+  t.equal(detailsJson({ gone: undefined, x: 1 }, 3), TOO_LARGE)
+  t.equal(detailsJson(Object.assign(Object('ab') as object, { c: 1 }), 100), '{"0":"a","1":"b","c":1}', 'a boxed string: its own members')
+  t.equal(detailsJson({ toJSON: () => ({ hidden: 1 }), shown: 2 }, 100), '{"shown":2}', 'details are members, not a value: their own toJSON is not called')
+  t.equal(detailsJson(JSON.parse('{"__proto__":1,"status":2,"detailsOmitted":4,"ok":3}'), 100), '{"ok":3}', 'reserved members are taken out')
+  const omitted: number[] = []
+  const p = toProblem(new NotFoundError('x', { details: { a: 'x'.repeat(100) } }), { maxDetailsBytes: 50, onDetailsOmitted: (_f, limit) => omitted.push(limit) })
+  t.same(p.detailsOmitted, { reason: 'too-large', limit: 50 })
+  t.equal(p.a, undefined)
+  t.same(omitted, [50])
+  t.equal(toProblem(new NotFoundError('x', { details: { a: 'x'.repeat(100) } })).a, 'x'.repeat(100), 'default limit: 16 KiB')
+  t.same(toProblem(new NotFoundError('x', { details: { a: 'x'.repeat(16384) } })).detailsOmitted, { reason: 'too-large', limit: 16384 })
+  t.equal(DEFAULT_MAX_DETAILS_BYTES, 16384)
+  const late = Object.defineProperty({ a: 1 }, 'b', { enumerable: true, get () { if (++reads > 1) throw new Error('second read'); return 2 } })
+  let reads = 0
+  t.same(toProblem(new NotFoundError('x', { details: late })).a, undefined, 'a getter that throws on the second read: dropped whole')
+})
+
+t.test('preview: the same text as cutting the whole JSON, for values of any size', async t => {
+  const wide = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, { v: i, s: 'x'.repeat(i % 7) }]))
+  const full = JSON.stringify(wide)
+  t.equal(preview(wide), full.slice(0, 1000) + '…', 'members past the kept text are skipped, the kept text is the same')
+  const list = Array.from({ length: 5000 }, (_, i) => [i, 'é\u2028"'])
+  t.equal(preview(list), JSON.stringify(list).slice(0, 1000) + '…')
+  t.equal(preview({ a: 1, b: [1, 2] }), '{"a":1,"b":[1,2]}')
+  t.equal(preview({ f: () => 1, s: Symbol('s'), u: undefined, n: 1, b: true, z: null }), '{"n":1,"b":true,"z":null}')
 })

@@ -151,13 +151,27 @@ t.test('heartbeat: pongs keep the peer; missed pings terminate it', async t => {
   sessions.run(alive, 'req', () => {})
   const silent = new FakeSocket()
   sessions.run(silent, 'req', () => {})
+  // Failed by its handler, its close not answered yet: no more pings for it.
+  const closing = new FakeSocket()
+  closing.answers = false
+  sessions.run(closing, 'req', () => { throw new ConflictError('x') })
+  t.ok(sessions.beating, 'one timer, shared, runs while sockets are open')
   const pong = setInterval(() => alive.emit('pong'), 2)
   while (!silent.terminated) await new Promise(resolve => setTimeout(resolve, 5))
   clearInterval(pong)
   t.ok(silent.pings >= 2)
   t.notOk(alive.terminated)
-  t.same(reports.map(r => r[0]), ['CLIENT_CLOSED'])
+  t.equal(closing.pings, 0, 'a socket we are closing is not pinged')
+  closing.finish(1000)
+  t.same(reports.map(r => r[0]), ['CONFLICT', 'CLIENT_CLOSED'])
+  t.ok(sessions.beating, 'still running for the live socket')
   alive.finish(1000)
+  t.notOk(sessions.beating, 'stopped with the last socket')
+  const later = new FakeSocket()
+  sessions.run(later, 'req', () => {})
+  t.ok(sessions.beating, 'started again by the next socket')
+  await sessions.shutdown()
+  t.notOk(sessions.beating, 'stopped on shutdown')
 })
 
 t.test('idle timeout: no message for that long closes as 4408; messages re-arm it', async t => {

@@ -95,6 +95,11 @@ export class Server {
     return this.call('memory')
   }
 
+  /** Heap, RSS and open handles after a full GC, connections left as they are. */
+  heap (): Promise<MemorySample> {
+    return this.call('heap')
+  }
+
   /** Closes the app and waits for the process to exit (so a CPU profile is written). */
   async close (): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return
