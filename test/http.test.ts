@@ -308,6 +308,7 @@ t.test('fastify.faultline: report, toProblem, problemJson, sendProblem, catalog'
     return { problem: app.faultline.toProblem(new InternalError('secret'), req), json: app.faultline.problemJson(new NotFoundError('nf'), req) }
   })
   app.get('/send', (_req, reply) => { app.faultline.sendProblem(reply, new ConflictError('c'), { transport: 'stream' }) })
+  app.get('/send-fields', (_req, reply) => { app.faultline.sendProblem(reply, new ConflictError('c'), { order: 7 }) })
   defineFault({ code: 'HTTP_TEST_CATALOG', status: 422 })
   t.ok(app.faultline.catalog.some(e => e.code === 'HTTP_TEST_CATALOG'))
   t.ok(app.faultline.catalog.some(e => e.code === 'NOT_FOUND' && e.status === 404))
@@ -327,6 +328,9 @@ t.test('fastify.faultline: report, toProblem, problemJson, sendProblem, catalog'
   const sent = await app.inject('/send')
   t.equal(sent.statusCode, 409)
   t.match(logs.faults().at(-1), { transport: 'stream', phase: 'before-response' })
+  const fields = await app.inject('/send-fields')
+  t.equal(fields.statusCode, 409)
+  t.match(logs.faults().at(-1), { transport: 'http', phase: 'before-response', order: 7 }, 'a context without a transport is http; its fields reach the log line')
 })
 
 t.test('sendProblem after the headers went out truncates instead of lying', async t => {
