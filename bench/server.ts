@@ -39,14 +39,7 @@ async function memory (): Promise<unknown> {
   // Let aborted connections finish closing (bounded), then collect twice so
   // finalizers and weak maps settle.
   for (let i = 0; i < 200 && await connections() > 0; i++) await sleep(50)
-  for (let i = 0; i < 4; i++) {
-    globalThis.gc!()
-    await sleep(50)
-  }
-  const resources: Record<string, number> = {}
-  for (const kind of process.getActiveResourcesInfo()) resources[kind] = (resources[kind] ?? 0) + 1
-  const mem = process.memoryUsage()
-  return { heapUsed: mem.heapUsed, rss: mem.rss, resources, connections: await connections() }
+  return await heap()
 }
 
 /** Heap and timers now, after a full GC, with connections left open (for per-connection memory). */

@@ -181,6 +181,14 @@ function validate (opts: FaultlineHttpOptions): Settings {
   }
 }
 
+function setReplyHeader (reply: FastifyReply, name: string, value: string): void {
+  reply.header(name, value)
+}
+
+function setRecordHeader (headers: Record<string, string>, name: string, value: string): void {
+  headers[name.toLowerCase()] = value
+}
+
 /** The request path without its query string: query strings may carry tokens. */
 function instanceOf (request: FastifyRequest): string {
   const url = request.url
@@ -221,6 +229,19 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     }
   }
 
+  /**
+   * The headers a problem response carries of its own, the one list for both
+   * ways it goes out (through Fastify, or written directly by the fallback).
+   * `set` is a module function, not a closure: nothing allocated per error.
+   */
+  function problemHeaders<T> (fault: Fault, err: unknown, request: FastifyRequest, target: T, set: (target: T, name: string, value: string) => void): void {
+    // Only for faults meant for the client: a server fault's headers may carry secrets.
+    if (fault.expose) for (const [name, value] of carriedHeaders(err)) set(target, name, value)
+    if (fault.retryAfter !== undefined) set(target, 'retry-after', String(fault.retryAfter))
+    if (requestIdHeader !== undefined) set(target, requestIdHeader, request.id)
+    set(target, 'content-type', PROBLEM_TYPE)
+  }
+
   function sendProblem (reply: FastifyReply, err: unknown, context?: FaultlineSendContext): Fault {
     const headersSent = reply.raw.headersSent
     // As Fastify: a 4xx/5xx status set on the reply is the status of an error
@@ -248,12 +269,8 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
       return fault
     }
     const body = renderProblem(fault, problemOptions(request))
-    // Only for faults meant for the client: a server fault's headers may carry secrets.
-    if (fault.expose) for (const [name, value] of carriedHeaders(err)) reply.header(name, value)
     reply.code(fault.status)
-    if (fault.retryAfter !== undefined) reply.header('retry-after', String(fault.retryAfter))
-    tagRequestId(reply)
-    reply.header('content-type', PROBLEM_TYPE)
+    problemHeaders(fault, err, request, reply, setReplyHeader)
     ;(reply as SendingReply)[kSending] = { fault, transport: ctx.transport }
     reply.send(body)
     return fault
@@ -286,10 +303,8 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     }
     if (res.writableEnded || res.destroyed) return
     const body = renderProblem(fault, problemOptions(request))
-    const own: Record<string, string> = { 'content-type': PROBLEM_TYPE, 'content-length': String(Buffer.byteLength(body)) }
-    if (fault.expose) for (const [name, value] of carriedHeaders(err)) own[name.toLowerCase()] = value
-    if (fault.retryAfter !== undefined) own['retry-after'] = String(fault.retryAfter)
-    if (requestIdHeader !== undefined) own[requestIdHeader] = request.id
+    const own: Record<string, string> = { 'content-length': String(Buffer.byteLength(body)) }
+    problemHeaders(fault, err, request, own, setRecordHeader)
     const headers = fallbackHeaders(reply.getHeaders(), own, h2Stream(res) !== undefined)
     writeRawResponse(res, fault.status, headers, body, request.method === 'HEAD')
   }
