@@ -121,11 +121,13 @@ const PLUGIN = 'faultline-http'
 const PROBLEM_TYPE = 'application/problem+json; charset=utf-8'
 
 // On a reply whose problem is on its way through Fastify's send path (onSend
-// hooks): what it carries, so a failure there is recognised as one. Set on
-// the error path only (a reply decorator would cost every request).
+// hooks): what it carries, so a failure there is recognised as one. A reply
+// decorator (null until then), so the error path does not change the shape
+// of the reply object: a new property there would make every reply that
+// failed a shape of its own for Fastify's code that handles replies.
 const kSending = Symbol('faultline.sending')
 interface Sending { fault: Fault, transport: Transport }
-type SendingReply = FastifyReply & { [kSending]?: Sending }
+type SendingReply = FastifyReply & { [kSending]?: Sending | null }
 
 const KNOWN = ['onFault', 'typeBase', 'debug', 'logLevels', 'notFound', 'openapi', 'requestIdHeader', 'maxDetailsBytes']
 /** Fault codes whose dropped details were logged, at most this many (codes adopted from thrown errors are open-ended). */
@@ -311,7 +313,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
 
   // The last handler of faultline's own send path: after it, Fastify's would answer a hook's failure with its message.
   const fallbackHandler = chainEnd(function faultlineSendFailed (error, _request, reply: SendingReply) {
-    sendFailed(reply, error, reply[kSending])
+    sendFailed(reply, error, reply[kSending] ?? undefined)
   })
 
   // Routes by the codes their `faults` declare, for the catalog page.
@@ -343,6 +345,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
   fastify.decorate('faultline', faultline)
   // The report path's per-request dedupe memory, in a slot every request has.
   fastify.decorateRequest(kReported, null)
+  fastify.decorateReply(kSending, null)
 
   // OpenAPI: each route's `faults` become problem responses (lib/openapi.ts).
   // faultline sends problem bodies as strings, so these schemas never
@@ -370,7 +373,7 @@ async function faultlineHttp_ (fastify: FastifyInstance, opts: FaultlineHttpOpti
     // A problem sent outside an error handler (not-found, a stream before its
     // first byte, a user's handler) whose send failed: Fastify brings that here.
     const sending = (reply as SendingReply)[kSending]
-    if (sending !== undefined) {
+    if (sending != null) {
       sendFailed(reply, error, sending)
       return
     }
