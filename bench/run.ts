@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [--only=1,2] [--rounds=N] [--duration=S]
-//                [--logger=info|off] [--profile[=dir]] [--json=file] [--strict]
+//                [--logger=info|off] [--profile[=dir]] [--json=file] [--strict] [--no-pin]
 //
 // Runs each case side by side against its bare baseline, in alternating
 // rounds, and prints one table of medians and ratios. Ratios never fail the
@@ -12,11 +12,12 @@ import { Harness } from './lib/harness.js'
 import { faultlineRoot, loadPlugins } from './lib/plugins.js'
 import { renderTable, verdictOf } from './lib/table.js'
 import { MiB } from './lib/stats.js'
+import { pinLoad } from './lib/pin.js'
 import type { Row, Settings } from './lib/types.js'
 
 const USAGE = `usage: npm run bench [-- --quick] [--only=1,1b,2,...] [--rounds=N] [--duration=S]
   [--stream-mib=N] [--records=N] [--events=N] [--messages=N] [--churn=N]
-  [--logger=info|off] [--profile[=dir]] [--json=file] [--strict]
+  [--logger=info|off] [--profile[=dir]] [--json=file] [--strict] [--no-pin]
 See docs/benchmarks.md.`
 
 function parseArgs (argv: readonly string[]): Map<string, string> {
@@ -64,13 +65,14 @@ const profileDir = profile === undefined ? undefined : resolve(profile === 'true
 if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
 
 const plugins = Object.keys(await loadPlugins())
+const pinning = pinLoad(!args.has('no-pin'))
 const started = Date.now()
 const cpus = os.cpus()
 const machine = `${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`
 const load = (): string => os.loadavg().map(l => l.toFixed(2)).join(' ')
 
 process.stderr.write(`fastify-faultline benchmarks (${quick ? 'quick' : 'full'}): ${machine}\n`)
-process.stderr.write(`faultline plugins found: ${plugins.join(', ') || 'none'}; logger: ${logger}; rounds: ${settings.rounds}; load average at start: ${load()}\n`)
+process.stderr.write(`faultline plugins found: ${plugins.join(', ') || 'none'}; logger: ${logger}; rounds: ${settings.rounds}; ${pinning}; load average at start: ${load()}\n`)
 
 if (process.env.FAULTLINE_ROOT) process.stderr.write(`faultline code under test: ${faultlineRoot}\n`)
 
@@ -101,7 +103,7 @@ for (const benchCase of CASES) {
 const seconds = (Date.now() - started) / 1000
 const out = [
   `fastify-faultline benchmarks, ${quick ? 'quick' : 'full'} run, ${new Date().toISOString()}`,
-  `machine: ${machine}; load average at end: ${load()}`,
+  `machine: ${machine}; ${pinning}; load average at end: ${load()}`,
   `faultline plugins registered in case 1: ${plugins.join(', ') || 'none'}; logger: ${logger === 'info' ? 'pino at info into /dev/null' : 'off'} (both variants)`,
   ...(process.env.FAULTLINE_ROOT ? [`faultline code under test: ${faultlineRoot}`] : []),
   `medians of ${settings.rounds} alternating rounds (baseline, faultline, baseline, ...); ratio = faultline median / baseline median (above 1 is better for rates, worse for latency and CPU); ${seconds.toFixed(0)} s in all`,

@@ -1,6 +1,7 @@
 import fastifyWebsocket from '@fastify/websocket'
 import fastifySensible from '@fastify/sensible'
 import createHttpError from 'http-errors'
+import { STATUS_CODES } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { bareApp, faultlineApp, withLogger, type Logger } from '../lib/app.js'
 import { cannon } from '../lib/load.js'
@@ -128,6 +129,49 @@ function unexposedCase (id: string, logger: Logger): Case {
   }
 }
 
+/**
+ * What a careful user writes instead of faultline to answer problem+json:
+ * one `setErrorHandler` sending the same members and headers (a 5xx
+ * message redacted, the request id in a header and in the body), nothing
+ * else (no report path, no header checks, no onSend fallback).
+ */
+function handWrittenProblem (error: Error & { statusCode?: number }, request: FastifyRequest, reply: FastifyReply): void {
+  const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+  const title = STATUS_CODES[status] ?? 'Error'
+  const q = request.url.indexOf('?')
+  if (status >= 500) request.log.error({ err: error }, error.message)
+  reply.code(status).header('x-request-id', request.id).type('application/problem+json; charset=utf-8').send(JSON.stringify({
+    type: 'about:blank',
+    title,
+    status,
+    detail: status < 500 ? error.message : title,
+    instance: q === -1 ? request.url : request.url.slice(0, q),
+    code: title.toUpperCase().replace(/ /g, '_'),
+    requestId: request.id
+  }))
+}
+
+/**
+ * Case 2j: the same wire answer as faultline's, written by hand (above):
+ * what faultline's typed faults and report path cost over the least a user
+ * writes to answer problem+json. Reported, no target.
+ */
+export const handWrittenCase: Case = {
+  id: '2j',
+  title: 'error path, logger off: thrown NotFoundError (every plugin at the root) vs a hand-written problem+json setErrorHandler answering the same members and headers for an Error + statusCode 404 (same peers)',
+  fullOnly: true,
+  requires: ['http'],
+  async build (context) {
+    const ctx = withLogger(context, 'off')
+    if (ctx.variant === 'faultline') return await notFoundCase('2j', 'statusCode', 'off', undefined, true).build(context)
+    const app = await peersApp(ctx)
+    app.setErrorHandler(handWrittenProblem)
+    app.get('/widgets/:id', NOT_FOUND_BASELINES.statusCode.route)
+    return app
+  },
+  bench: h => httpRows(h, '2j thrown 404 vs a hand-written problem+json handler, logger off', '/widgets/42', 404, undefined)
+}
+
 export const errorPaths: readonly Case[] = [
   notFoundCase('2', 'statusCode', 'info', 1.0, false),
   notFoundCase('2o', 'statusCode', 'off', 1.0, false),
@@ -137,6 +181,7 @@ export const errorPaths: readonly Case[] = [
   notFoundCase('2so', 'sensible', 'off', 1.0, true),
   notFoundCase('2r', 'send', 'info', undefined, true),
   notFoundCase('2ro', 'send', 'off', undefined, true),
+  handWrittenCase,
   unexposedCase('3', 'info'),
   unexposedCase('3o', 'off')
 ]

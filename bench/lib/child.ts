@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { pinServer } from './pin.js'
 import type { CpuSample, MemorySample, PluginName, Settings, Variant } from './types.js'
 
 const SERVER = fileURLToPath(new URL('../server.ts', import.meta.url))
@@ -51,6 +52,7 @@ export class Server {
       execArgv,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
+    pinServer(child.pid)
     const server = new Server(child, opts.variant)
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { child.kill(); reject(new Error(`bench server for case ${opts.caseId} (${opts.variant}) did not start`)) }, READY_TIMEOUT)
