@@ -2,7 +2,9 @@ import type { Redis } from 'ioredis'
 import { ForbiddenError, type BackgroundDefineOptions, type BackgroundTaskHandler } from '../../index.js'
 
 // The task of the crash test. Each run is recorded (`runs`); one in 25 is
-// slow (counted in `slow:<worker>` while it runs); every 50th id
+// slow (counted in `slow:<worker>` while it runs; `slowMs` long, so the
+// worker that is to be killed holds its slow runs until the kill, whatever
+// the machine's load); every 50th id
 // is forbidden (fails at once, reported); the others apply their effect
 // through an idempotency record: the effect (a push to `effects`) and the
 // record (`done`) in one atomic script, so a run that BullMQ repeats, because
@@ -20,14 +22,14 @@ if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
 end
 return 0`
 
-export function workTask (redis: Redis, prefix: string, worker: string): BackgroundTaskHandler<{ id: number }> {
+export function workTask (redis: Redis, prefix: string, worker: string, slowMs = 1500): BackgroundTaskHandler<{ id: number }> {
   return async ({ id }) => {
     await redis.rpush(`${prefix}:runs`, `${worker} ${id}`)
     // Some tasks are slow: a kill while one runs surely cuts it short.
     const slow = isSlow(id)
     if (slow) await redis.incr(`${prefix}:slow:${worker}`)
     try {
-      await new Promise(resolve => setTimeout(resolve, slow ? 1500 : 10 + (id % 7) * 5))
+      await new Promise(resolve => setTimeout(resolve, slow ? slowMs : 10 + (id % 7) * 5))
       if (isForbidden(id)) throw new ForbiddenError(`task ${id} is forbidden`)
       await redis.eval(APPLY_ONCE, 2, `${prefix}:done`, `${prefix}:effects`, String(id))
     } finally {

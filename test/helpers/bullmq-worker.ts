@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import { faultlineHttp, faultlineBackground } from '../../index.js'
 import { workTask, WORK_OPTIONS } from './bullmq-work.js'
 
-const { REDIS_URL, PREFIX, WORKER_NAME, REPORTS } = process.env as Record<string, string>
+const { REDIS_URL, PREFIX, WORKER_NAME, REPORTS, SLOW_MS } = process.env as Record<string, string>
 const url = new URL(REDIS_URL)
 const connection = { host: url.hostname, port: Number(url.port) }
 
@@ -28,7 +28,7 @@ await app.register(faultlineBackground, {
   }
 })
 const redis = new Redis(REDIS_URL)
-app.faultline.background!.define('work', workTask(redis, PREFIX, WORKER_NAME), WORK_OPTIONS)
+app.faultline.background!.define('work', workTask(redis, PREFIX, WORKER_NAME, Number(SLOW_MS)), WORK_OPTIONS)
 await app.ready()
 
 process.on('SIGTERM', () => {
