@@ -12,6 +12,8 @@ export type { ProblemOptions, DebugCause } from './lib/problem.js'
 export type { Transport, Phase, LogLevel, LogLevels, FaultContext, FaultReporter } from './lib/report.js'
 export { faultlineHttp } from './plugins/http.js'
 export { faultlineFrameworkErrors } from './plugins/framework-errors.js'
+export { faultlineClientErrors } from './plugins/client-errors.js'
+export type { FaultlineClientError } from './plugins/client-errors.js'
 export type { FaultlineHttpOptions, Faultline, FaultlineReportContext, FaultlineSendContext } from './plugins/http.js'
 export { faultlineStream } from './plugins/stream.js'
 export type {

@@ -1,7 +1,7 @@
 import { types } from 'node:util'
 import {
   Fault, InternalError, ClientClosedError, ValidationError, PayloadTooLargeError, BadRequestError,
-  BadGatewayError, GatewayTimeoutError,
+  BadGatewayError, GatewayTimeoutError, RequestTimeoutError,
   faultForStatus, isFault, isFaultStatus,
   type ValidationIssue
 } from './fault.js'
@@ -49,7 +49,7 @@ export function toFaultForReply (value: unknown, replyStatus: number): Fault {
   return adoptSafely(value, isFaultStatus(replyStatus) ? replyStatus : undefined)
 }
 
-function adoptSafely (value: unknown, fallbackStatus: number | undefined): Fault {
+function adoptSafely (value: unknown, fallbackStatus: number | undefined, adopter = adopt): Fault {
   try {
     if (typeof value === 'object' && value !== null && types.isProxy(value)) return new InternalError('A Proxy was thrown')
     if (value instanceof Fault) return value
@@ -58,7 +58,7 @@ function adoptSafely (value: unknown, fallbackStatus: number | undefined): Fault
     const limit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
     try {
-      return adopt(value, fallbackStatus)
+      return adopter(value, fallbackStatus)
     } finally {
       Error.stackTraceLimit = limit
     }
@@ -113,6 +113,31 @@ function adopt (value: unknown, fallbackStatus: number | undefined): Fault {
   // its message was meant for clients: only the status goes out.
   const expose = typeof err.expose === 'boolean' ? err.expose : own !== undefined && status < 500
   return faultForStatus(status, message, { cause: value, expose, retryAfter: retryAfterOf(err.headers) })
+}
+
+/**
+ * A fault for an error of Node's HTTP server `'clientError'` event: the
+ * peer sent what cannot be read as a request, or not in time, mapped as
+ * Node's own answers are: a header section over `maxHeaderSize` 431,
+ * chunk extensions over their limit 413, `requestTimeout` elapsed 408,
+ * anything else the parser refused 400; a peer gone is a client abort (as
+ * `toFault`). Only for that event: an `HPE_` code elsewhere (an upstream's
+ * response undici could not parse) is not the client's fault. Never throws.
+ */
+export function toClientErrorFault (value: unknown): Fault {
+  return adoptSafely(value, undefined, adoptClientError)
+}
+
+function adoptClientError (value: unknown, fallbackStatus: number | undefined): Fault {
+  const code = typeof value === 'object' && value !== null ? (value as Bag).code : undefined
+  if (typeof code !== 'string' || !(code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT')) return adopt(value, fallbackStatus)
+  const options = { cause: value }
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT': return new RequestTimeoutError('The request was not received in time', options)
+    case 'HPE_HEADER_OVERFLOW': return faultForStatus(431, 'The request\'s header fields are too large', options)
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW': return new PayloadTooLargeError('The request\'s chunk extensions are too large', options)
+    default: return new BadRequestError('The request could not be read as HTTP', options)
+  }
 }
 
 /**
