@@ -1,8 +1,8 @@
 // Every internal of a dependency that faultline relies on (a private symbol, a
 // private member, a behaviour no documentation promises), named in one place
 // and checked against the installed versions. After an upgrade of fastify,
-// @fastify/sse or @fastify/websocket, run this file first: a failure names the
-// internal that moved and the faultline feature that breaks with it.
+// @fastify/sse, @fastify/websocket or Node, run this file first: a failure
+// names the internal that moved and the faultline feature that breaks with it.
 // (ws and bullmq are used through their public API only.) The list is also in
 // docs/http.md, "Dependency internals".
 import t from 'tap'
@@ -49,6 +49,10 @@ const INTERNALS = {
   rawUpgrade: {
     where: 'node:http: request.raw.upgrade === true on a WebSocket upgrade request (IncomingMessage#upgrade, not in @types/node)',
     breaks: 'faultlineBackground waits for the response of a WebSocket route (never written after the upgrade): a task scheduled from its hooks never runs (plugins/background.ts upgraded)'
+  },
+  socketResponse: {
+    where: 'node:http: socket._httpMessage, the ServerResponse in flight on a connection (private to Node)',
+    breaks: 'faultlineClientErrors cannot see a response already on its way: its problem for a pipelined request Node could not read is spliced into that response\'s body (plugins/client-errors.ts)'
   }
 } as const
 
@@ -220,4 +224,22 @@ t.test('@fastify/websocket and node:http: the upgrade listener it adds, the requ
   const ws = new WebSocket(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws`)
   await waitFor(ws, 'close')
   t.equal(upgrade, true, moved('rawUpgrade'))
+})
+
+t.test('node:http: the response in flight on a connection is the socket\'s _httpMessage', async t => {
+  const app = Fastify({ logger: false })
+  const seen: unknown[] = []
+  app.get('/', (request, reply) => {
+    const socket = request.raw.socket as typeof request.raw.socket & { _httpMessage?: { headersSent?: unknown } | null }
+    seen.push(socket._httpMessage === reply.raw, socket._httpMessage?.headersSent)
+    reply.raw.writeHead(200, { 'content-type': 'text/plain' })
+    seen.push(socket._httpMessage?.headersSent)
+    reply.hijack()
+    reply.raw.end('ok')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const res = await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/`)
+  t.equal(await res.text(), 'ok')
+  t.same(seen, [true, false, true], moved('socketResponse'))
 })
