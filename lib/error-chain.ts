@@ -3,15 +3,13 @@
 // handler of the chain (the parent scope's, else its default handler, which
 // answers plain JSON with the error's message), never to the one that was
 // sending. There is no public way to name that next handler; Fastify keeps it
-// on the reply, under a symbol it sets before calling each handler. Found by
-// its description: if a Fastify version renames it, `handFailuresTo` does
-// nothing and the chain runs as Fastify built it (the tests of the fallback
-// then fail, so an upgrade cannot lose it silently).
+// on the reply, under a symbol it sets before calling each handler, found by
+// its description in lib/fastify-private.ts. If a Fastify version renames it,
+// `handFailuresTo` does nothing and the chain runs as Fastify built it
+// (test/dependency-internals.test.ts and the tests of the fallback then fail,
+// so an upgrade cannot lose it silently).
 
-/** The description of the reply symbol Fastify 5 keeps the next error handler under (lib/symbols.js). */
-const NEXT_ERROR_HANDLER = 'fastify.reply.nextErrorHandler'
-
-let nextHandlerKey: symbol | undefined
+import { REPLY_NEXT_ERROR_HANDLER, replySymbol } from './fastify-private.js'
 
 /** A handler in Fastify's chain: an object with `func`, whose prototype is the next one. */
 export interface ChainedErrorHandler {
@@ -37,15 +35,9 @@ export function chainEnd (func: ChainedErrorHandler['func']): ChainedErrorHandle
  * (the handler was called directly) or not found.
  */
 export function handFailuresTo (reply: object, handler: ChainedErrorHandler): boolean {
-  const key = nextHandlerKey ?? findKey(reply)
-  if (key === undefined || !Object.hasOwn(reply, key)) return false
+  // Fastify sets the symbol on the reply before it calls a handler of the chain.
+  const key = replySymbol(reply, REPLY_NEXT_ERROR_HANDLER)
+  if (key === undefined) return false
   ;(reply as Record<symbol, unknown>)[key] = handler
   return true
-}
-
-function findKey (reply: object): symbol | undefined {
-  for (const key of Object.getOwnPropertySymbols(reply)) {
-    if (key.description === NEXT_ERROR_HANDLER) return (nextHandlerKey = key)
-  }
-  return undefined
 }

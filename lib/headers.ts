@@ -3,6 +3,8 @@
 // by a route from user input) makes writeHead throw, and the problem that
 // was to explain the failure would be lost with it.
 
+import { REPLY_HEADERS, replySymbol } from './fastify-private.js'
+
 // Node's own rules (lib/_http_common.js): a token for the name; tab and visible
 // Latin-1 for the value.
 const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/
@@ -32,33 +34,17 @@ export interface HeaderSource {
   getHeaders: () => Record<string, unknown>
 }
 
-// Fastify keeps the headers set with `reply.header()` under a private symbol
-// until `writeHead` (lib/symbols.js: `kReplyHeaders`).
-const REPLY_HEADERS = 'fastify.reply.headers'
-let replyHeaders: symbol | undefined
-
-function isReplyHeaders (key: symbol): boolean {
-  return key.description === REPLY_HEADERS
-}
-
 /**
  * The headers a problem response would write that Node has not checked yet:
  * those set with `reply.header()`, which Fastify hands to `writeHead`
  * (a header set on the raw response was checked by Node's `setHeader`).
- * Read where Fastify keeps them, without a copy: `reply.getHeaders()` builds
+ * Read where Fastify keeps them (a private reply symbol, found by
+ * lib/fastify-private.ts), without a copy: `reply.getHeaders()` builds
  * two objects per call, about 1 µs on every error. Falls back to
  * `reply.getHeaders()` when a Fastify keeps them elsewhere. Never throws.
  */
 export function headersToWrite (reply: HeaderSource): Readonly<Record<string, unknown>> {
-  const slots = reply as unknown as Record<symbol, unknown>
-  let headers = replyHeaders === undefined ? undefined : slots[replyHeaders]
-  if (headers === undefined) {
-    // First call, or a reply from another copy of Fastify (its own symbol).
-    const key = Object.getOwnPropertySymbols(reply).find(isReplyHeaders)
-    if (key !== undefined) {
-      replyHeaders = key
-      headers = slots[key]
-    }
-  }
+  const key = replySymbol(reply, REPLY_HEADERS)
+  const headers = key === undefined ? undefined : (reply as unknown as Record<symbol, unknown>)[key]
   return typeof headers === 'object' && headers !== null ? headers as Record<string, unknown> : reply.getHeaders()
 }

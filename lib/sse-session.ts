@@ -49,7 +49,7 @@ export interface SseFaultOptions {
   close?: boolean
 }
 
-/** The code `@fastify/sse` gives a send on a closed stream: the caller's cue to stop, not a new fault. */
+/** The code `@fastify/sse` gives a send on a closed stream: the caller's cue to stop, not a new fault (undocumented: test/dependency-internals.test.ts). */
 const CONNECTION_CLOSED = 'FST_ERR_SSE_CONNECTION_CLOSED'
 // A planned shutdown is expected: logged at info, not as a server error with a stack.
 const SHUTDOWN = Object.freeze({ reason: 'shutdown', level: 'info' as const })

@@ -212,6 +212,8 @@ function finished (raw: FastifyReply['raw'] & { isLightMyRequest?: boolean }): b
 /**
  * A WebSocket route's request: its reply is hijacked for the upgrade and its
  * raw response never written. The 101 went out before the handler ran.
+ * (Node's parser sets `upgrade` on the request; @types/node omits it:
+ * test/dependency-internals.test.ts checks it.)
  */
 function upgraded (request: FastifyRequest): boolean {
   return (request.raw as { upgrade?: boolean }).upgrade === true

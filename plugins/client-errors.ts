@@ -11,7 +11,7 @@ export interface FaultlineClientError extends Error {
   code?: string
 }
 
-/** The response Node may have in flight on a socket (`ServerResponse`), as its own `'clientError'` fallback reads it. */
+/** The response Node may have in flight on a socket (`ServerResponse`), as its own `'clientError'` fallback reads it (`_httpMessage`, private to Node: test/dependency-internals.test.ts checks it). */
 interface InFlight { headersSent?: unknown }
 
 /**

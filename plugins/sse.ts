@@ -127,7 +127,9 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
     sse.stream = function faultlineSseStream () {
       const transform = stream.call(sse) as Transform
       // @fastify/sse's Transform formats each chunk in `_transform` (its own
-      // property, set from the constructor's `transform` option).
+      // property, set from the constructor's `transform` option). This, the
+      // context's `serializer` and the 406 of refused 'only' routes are
+      // internals of @fastify/sse: test/dependency-internals.test.ts checks them.
       const format = transform._transform
       transform._transform = function (chunk: unknown, encoding: BufferEncoding, callback: TransformCallback) {
         let safe: unknown

@@ -139,7 +139,8 @@ async function faultlineWebsocket_ (fastify: FastifyInstance, opts: FaultlineWeb
     if (isWebsocket) routeOptions.onError = appendHook(routeOptions.onError, onUpgradeError)
   })
 
-  // Which `upgrade` listener is @fastify/websocket's: the one it adds. Our
+  // Which `upgrade` listener is @fastify/websocket's: the one it adds while it
+  // registers (test/dependency-internals.test.ts checks that it still does). Our
   // preClose replaces its default, so removing it is our job.
   const before = new Set(listenServer.listeners('upgrade'))
   let upgradeListeners: Array<(...args: unknown[]) => void> = []
