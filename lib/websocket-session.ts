@@ -158,13 +158,7 @@ export class WsSession<R> {
     ;(socket as Owned<R>)[kSession] = this
     const idleTimeout = owner.settings.idleTimeout
     if (idleTimeout !== undefined) this.idleTimer = setTimeout(onIdle, idleTimeout, this).unref()
-    // Every listener the handler attaches (`on`, `once`, `addEventListener`,
-    // `onmessage`) runs inside a guard: see guardEmit. The guards are made
-    // once per native method (for `ws`, once per process) and shared by
-    // every socket; each finds its session through kSession.
-    socket.emit = guardEmit(socket.emit)
-    socket.addEventListener = guardAddEventListener(socket.addEventListener)
-    socket.removeEventListener = guardRemoveEventListener(socket.removeEventListener)
+    guard(socket)
   }
 
   /**
@@ -283,9 +277,42 @@ function onIdle (session: Pick<WsSession<unknown>, 'idle'>): void {
   session.idle()
 }
 
-// The guards every session shares (`this` is the socket), one per native
-// method they stand in front of, and one per function handler given to
-// `addEventListener`.
+// Every listener the handler attaches (`on`, `once`, `addEventListener`,
+// `onmessage`) runs inside a guard (see guardEmit). The guards are shared by
+// every socket (`this` is the socket; each finds its session through
+// kSession): one per native method they stand in front of, one per function
+// handler given to `addEventListener`. A socket gets them through a
+// prototype of guards put between it and its own prototype (one per native
+// prototype: for `ws`, one per process), so it carries no method of its own;
+// a socket whose methods are its own already gets them in place.
+
+const GUARDED = ['emit', 'addEventListener', 'removeEventListener'] as const
+const guardedPrototypes = new WeakMap<WsSocket, WsSocket>()
+
+function guard (socket: WsSocket): void {
+  if (GUARDED.some(method => Object.hasOwn(socket, method))) {
+    Object.assign(socket, guards(socket))
+    return
+  }
+  Object.setPrototypeOf(socket, shared(guardedPrototypes, Object.getPrototypeOf(socket) as WsSocket, guardedPrototype))
+}
+
+/** A prototype of `native` with its methods guarded (not enumerable, as a class's methods). */
+function guardedPrototype (native: WsSocket): WsSocket {
+  const methods: PropertyDescriptorMap = {}
+  for (const [name, value] of Object.entries(guards(native))) methods[name] = { value, writable: true, configurable: true }
+  return Object.create(native, methods) as WsSocket
+}
+
+/** The guards of `native`'s methods. */
+function guards (native: WsSocket): Pick<WsSocket, typeof GUARDED[number]> {
+  return {
+    emit: guardEmit(native.emit),
+    addEventListener: guardAddEventListener(native.addEventListener),
+    removeEventListener: guardRemoveEventListener(native.removeEventListener)
+  }
+}
+
 const emitGuards = new WeakMap<WsSocket['emit'], WsSocket['emit']>()
 const addGuards = new WeakMap<WsSocket['addEventListener'], WsSocket['addEventListener']>()
 const removeGuards = new WeakMap<WsSocket['removeEventListener'], WsSocket['removeEventListener']>()
