@@ -22,7 +22,6 @@ export interface WsSocket {
   close: (code: number, reason: string) => void
   terminate: () => void
   ping: () => void
-  on: (event: 'close' | 'pong', listener: Listener) => unknown
   once: (event: 'close', listener: Listener) => unknown
   emit: (event: string | symbol, ...args: any[]) => boolean
   rawListeners: (event: string | symbol) => Function[]
@@ -58,7 +57,7 @@ const ABNORMAL_CLOSURE = 1006
 
 /** Every open connection of one app: runs handlers, fails sockets, shuts them down. */
 export class WebSocketSessions<R> {
-  private readonly sessions = new Map<WsSocket, WsSession<R>>()
+  private readonly sessions = new Set<WsSession<R>>()
   private shuttingDown = false
   /** One heartbeat timer for every socket (as `ws`'s keep-alive example): runs only while a socket is open. */
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined = undefined
@@ -82,7 +81,7 @@ export class WebSocketSessions<R> {
    */
   run (socket: WsSocket, request: R, handler: () => unknown): void {
     const session = new WsSession(this, socket, request)
-    this.sessions.set(socket, session)
+    this.sessions.add(session)
     // The upgrade finished after shutdown began (its hooks were still
     // running): close it like the others instead of serving it.
     if (this.shuttingDown) {
@@ -101,10 +100,10 @@ export class WebSocketSessions<R> {
     }
   }
 
-  /** A socket error from the transport. False when no session owns `socket` (the caller handles it). */
+  /** A socket error from the transport. False when no open session of these owns `socket` (the caller handles it). */
   socketError (error: unknown, socket: WsSocket): boolean {
-    const session = this.sessions.get(socket)
-    if (session === undefined) return false
+    const session = (socket as Partial<Owned<R>>)[kSession]
+    if (session === undefined || !this.sessions.has(session)) return false
     session.fail(error, 'mid-stream', false)
     return true
   }
@@ -113,12 +112,12 @@ export class WebSocketSessions<R> {
   async shutdown (): Promise<void> {
     this.shuttingDown = true
     this.stopHeartbeat()
-    await Promise.all([...this.sessions.values()].map(session => session.shutdown()))
+    await Promise.all([...this.sessions].map(session => session.shutdown()))
   }
 
   /** @internal */
-  closed (socket: WsSocket): void {
-    this.sessions.delete(socket)
+  closed (session: WsSession<R>): void {
+    this.sessions.delete(session)
     if (this.sessions.size === 0) this.stopHeartbeat()
   }
 
@@ -129,48 +128,37 @@ export class WebSocketSessions<R> {
 
   /** Each tick: every socket that answered the last ping is pinged again; one that missed too many is terminated. */
   private readonly beat = (): void => {
-    for (const session of this.sessions.values()) session.beat()
+    for (const session of this.sessions) session.beat()
   }
 }
 
-/** The socket's own session, for the listeners every session shares. */
+/** The socket's own session, for the functions every session shares. */
 const kSession = Symbol('faultline.websocket.session')
 type Owned<R> = WsSocket & { [kSession]: WsSession<R> }
 
-/** One open socket: its idle timer, its guarded listeners, and whether its end was already accounted for. */
+// A session's `state`: 0 or more while it is live (the pings in a row its
+// peer left unanswered), below 0 once its end is reported or initiated by us.
+/** Ended: nothing more to report, ping or time. */
+const ENDED = -1
+/** Ended by cutting off a peer that does not read its error frames: its further messages are dropped. */
+const CUT = -2
+
+/**
+ * One open socket. Kept small, as there is one per idle connection: the
+ * listeners, guards and timers are shared by every session, and the
+ * idle timer exists only with `idleTimeout`.
+ */
 export class WsSession<R> {
-  /** Set once the socket's end is reported or initiated by us: nothing more to report or time. */
-  private ended = false
-  /** Cut off for not reading its error frames: its further messages are dropped. */
-  private cut = false
-  private missed = 0
-  private idleTimer: ReturnType<typeof setTimeout> | undefined = undefined
-  /** Handler -> its guard, made on the first function handler given to `addEventListener`. */
-  private guards: WeakMap<EventHandler, EventHandler> | undefined = undefined
-  private readonly emit: WsSocket['emit']
-  private readonly add: WsSocket['addEventListener']
-  private readonly remove: WsSocket['removeEventListener']
-  private readonly host: WsHost<R>
-  private readonly settings: WsSettings
+  /** Pings unanswered (>= 0) while live; ENDED or CUT once ended. */
+  private state = 0
+  /** Only with `idleTimeout`. */
+  private declare idleTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor (private readonly owner: WebSocketSessions<R>, readonly socket: WsSocket, readonly request: R) {
-    this.host = owner.host
-    this.settings = owner.settings
     ;(socket as Owned<R>)[kSession] = this
-    socket.on('close', onClose)
-    const idleTimeout = this.settings.idleTimeout
-    if (idleTimeout !== undefined) {
-      this.idleTimer = setTimeout(onIdle, idleTimeout, this).unref()
-    }
-    // Every listener the handler attaches (`on`, `once`, `addEventListener`,
-    // `onmessage`) runs inside a guard: see guardedEmit. The functions are
-    // shared by every socket; each finds its session through kSession.
-    this.emit = socket.emit
-    this.add = socket.addEventListener
-    this.remove = socket.removeEventListener
-    socket.emit = guardedEmit
-    socket.addEventListener = guardedAddEventListener
-    socket.removeEventListener = guardedRemoveEventListener
+    const idleTimeout = owner.settings.idleTimeout
+    if (idleTimeout !== undefined) this.idleTimer = setTimeout(onIdle, idleTimeout, this).unref()
+    guard(socket)
   }
 
   /**
@@ -180,18 +168,19 @@ export class WsSession<R> {
    * is fine.
    */
   fail (err: unknown, phase: Phase, keepOpen: boolean): Fault {
+    const { host, settings } = this.owner
     // Each message is its own occurrence: a preallocated fault thrown for
     // two messages on one socket is reported twice.
-    const fault = this.host.report(err, phase, this.request, phase !== 'message')
+    const fault = host.report(err, phase, this.request, phase !== 'message')
     const socket = this.socket
     if (socket.readyState !== OPEN) {
       this.end()
       return fault
     }
-    if (this.settings.errorFrame) {
+    if (settings.errorFrame) {
       // A peer that sends faulting messages and never reads would make the
       // error frames queue without bound: past the limit, no more frames.
-      if (socket.bufferedAmount <= this.settings.maxBufferedAmount) socket.send(errorRecord(this.host.problemJson(fault, this.request)))
+      if (socket.bufferedAmount <= settings.maxBufferedAmount) socket.send(errorRecord(host.problemJson(fault, this.request)))
       else if (keepOpen && fault.status < 500) {
         this.cutOff()
         return fault
@@ -199,7 +188,7 @@ export class WsSession<R> {
     }
     if (keepOpen && fault.status < 500) return fault
     this.end()
-    socket.close(closeCodeFor(fault, this.settings.closeCodes), closeReason(fault))
+    socket.close(closeCodeFor(fault, settings.closeCodes), closeReason(fault))
     return fault
   }
 
@@ -215,16 +204,16 @@ export class WsSession<R> {
    * read) and terminate it if it does not finish the close within `closeTimeout`.
    */
   private cutOff (): void {
-    this.end()
-    this.cut = true
-    const fault = this.host.report(peerNotReading(this.socket.bufferedAmount, this.settings.maxBufferedAmount), 'mid-stream', this.request, true)
+    this.end(CUT)
+    const limit = this.owner.settings.maxBufferedAmount
+    const fault = this.owner.host.report(peerNotReading(this.socket.bufferedAmount, limit), 'mid-stream', this.request, true)
     this.closeWithin(BACKPRESSURE_CLOSE_CODE, closeReason(fault))
   }
 
   /** Closes with `code`; terminated if the peer does not finish the close in `closeTimeout`. */
   private closeWithin (code: number, reason: string, onClosed?: () => void): void {
     const socket = this.socket
-    const timer = setTimeout(() => socket.terminate(), this.settings.closeTimeout)
+    const timer = setTimeout(() => socket.terminate(), this.owner.settings.closeTimeout)
     socket.once('close', () => {
       clearTimeout(timer)
       onClosed?.()
@@ -232,8 +221,8 @@ export class WsSession<R> {
     if (socket.readyState === OPEN) socket.close(code, reason)
   }
 
-  private end (): void {
-    this.ended = true
+  private end (state = ENDED): void {
+    if (this.state !== CUT) this.state = state
     clearTimeout(this.idleTimer)
   }
 
@@ -244,118 +233,153 @@ export class WsSession<R> {
 
   /** @internal The socket closed. */
   closed (code: number): void {
-    this.owner.closed(this.socket)
+    this.owner.closed(this)
     // 1006: the TCP connection ended without a close frame. Unless we
     // caused it, the peer dropped: normal churn, reported at debug.
-    const dropped = code === ABNORMAL_CLOSURE && !this.ended
+    const dropped = code === ABNORMAL_CLOSURE && this.state >= 0
     this.end()
-    if (dropped) this.host.report(peerGone(), 'mid-stream', this.request, true)
+    if (dropped) this.owner.host.report(peerGone(), 'mid-stream', this.request, true)
   }
 
   /** @internal A pong: the peer is there. */
   ponged (): void {
-    this.missed = 0
+    if (this.state > 0) this.state = 0
   }
 
   /** @internal A heartbeat tick: ping, or terminate a peer that missed too many pings. */
   beat (): void {
-    if (this.ended) return
-    if (this.missed >= this.settings.heartbeat!.maxMissed) {
+    const missed = this.state
+    if (missed < 0) return
+    if (missed >= this.owner.settings.heartbeat!.maxMissed) {
       this.end()
-      this.host.report(peerUnresponsive(this.missed), 'mid-stream', this.request, true)
+      this.owner.host.report(peerUnresponsive(missed), 'mid-stream', this.request, true)
       this.socket.terminate()
       return
     }
-    this.missed++
+    this.state = missed + 1
     this.socket.ping()
   }
 
   /** @internal No message for `idleTimeout`. */
   idle (): void {
-    this.fail(peerIdle(this.settings.idleTimeout!), 'mid-stream', false)
+    this.fail(peerIdle(this.owner.settings.idleTimeout!), 'mid-stream', false)
   }
 
   /** @internal A message arrived: false when the peer was cut off (the message is dropped), else the idle timer starts again. */
   admitMessage (): boolean {
-    if (this.cut) return false
+    if (this.state === CUT) return false
     this.idleTimer?.refresh()
     return true
   }
-
-  /** @internal */
-  nativeEmit (socket: WsSocket, event: string | symbol, args: unknown[]): boolean {
-    return Reflect.apply(this.emit, socket, [event, ...args])
-  }
-
-  /** @internal `addEventListener` with function handlers guarded, so a rejection is seen. */
-  addListener (socket: WsSocket, type: string, handler: unknown, options: unknown): void {
-    Reflect.apply(this.add, socket, [type, typeof handler === 'function' ? this.guard(handler as EventHandler) : handler, options])
-  }
-
-  /** @internal `removeEventListener` of a guarded handler removes its guard. */
-  removeListener (socket: WsSocket, type: string, handler: unknown): void {
-    Reflect.apply(this.remove, socket, [type, (typeof handler === 'function' ? this.guards?.get(handler as EventHandler) : undefined) ?? handler])
-  }
-
-  // ws's `addEventListener` (and so `onmessage`) drops what a handler
-  // returns: wrap function handlers so a rejection is seen. A sync throw is
-  // already caught by the emit guard.
-  private guard (handler: EventHandler): EventHandler {
-    const guards = this.guards ??= new WeakMap()
-    let guarded = guards.get(handler)
-    if (guarded === undefined) {
-      const session = this
-      guarded = function guardedHandler (this: WsSocket, event: { type: string }) {
-        const result: unknown = Reflect.apply(handler, this, [event])
-        if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event.type))
-      }
-      guards.set(handler, guarded)
-    }
-    return guarded
-  }
-}
-
-// The listeners and guards every session shares: `this` is the socket.
-
-function onClose (this: Owned<unknown>, code: number): void {
-  this[kSession].closed(code)
 }
 
 function onIdle (session: Pick<WsSession<unknown>, 'idle'>): void {
   session.idle()
 }
 
+// Every listener the handler attaches (`on`, `once`, `addEventListener`,
+// `onmessage`) runs inside a guard (see guardEmit). The guards are shared by
+// every socket (`this` is the socket; each finds its session through
+// kSession): one per native method they stand in front of, one per function
+// handler given to `addEventListener`. A socket gets them through a
+// prototype of guards put between it and its own prototype (one per native
+// prototype: for `ws`, one per process), so it carries no method of its own;
+// a socket whose methods are its own already gets them in place.
+
+const GUARDED = ['emit', 'addEventListener', 'removeEventListener'] as const
+const guardedPrototypes = new WeakMap<WsSocket, WsSocket>()
+
+function guard (socket: WsSocket): void {
+  if (GUARDED.some(method => Object.hasOwn(socket, method))) {
+    Object.assign(socket, guards(socket))
+    return
+  }
+  Object.setPrototypeOf(socket, shared(guardedPrototypes, Object.getPrototypeOf(socket) as WsSocket, guardedPrototype))
+}
+
+/** A prototype of `native` with its methods guarded (not enumerable, as a class's methods). */
+function guardedPrototype (native: WsSocket): WsSocket {
+  const methods: PropertyDescriptorMap = {}
+  for (const [name, value] of Object.entries(guards(native))) methods[name] = { value, writable: true, configurable: true }
+  return Object.create(native, methods) as WsSocket
+}
+
+/** The guards of `native`'s methods. */
+function guards (native: WsSocket): Pick<WsSocket, typeof GUARDED[number]> {
+  return {
+    emit: guardEmit(native.emit),
+    addEventListener: guardAddEventListener(native.addEventListener),
+    removeEventListener: guardRemoveEventListener(native.removeEventListener)
+  }
+}
+
+const emitGuards = new WeakMap<WsSocket['emit'], WsSocket['emit']>()
+const addGuards = new WeakMap<WsSocket['addEventListener'], WsSocket['addEventListener']>()
+const removeGuards = new WeakMap<WsSocket['removeEventListener'], WsSocket['removeEventListener']>()
+const handlerGuards = new WeakMap<EventHandler, EventHandler>()
+
+/** The one value `make(key)` gives for `key`, kept in `cache`. */
+function shared<K extends object, V> (cache: WeakMap<K, V>, key: K, make: (key: K) => V): V {
+  let value = cache.get(key)
+  if (value === undefined) {
+    value = make(key)
+    cache.set(key, value)
+  }
+  return value
+}
+
 /**
  * The socket's `emit`: every listener runs inside a guard, so a throw or a
  * returned rejection becomes a fault of the session instead of an uncaught
  * exception or an unhandled rejection. `error` keeps the native path (the
- * transport's error handler).
+ * transport's error handler). The session sees its socket's `close` and
+ * `pong` here: no listener of its own on every socket.
  */
-function guardedEmit (this: Owned<unknown>, event: string | symbol, ...args: unknown[]): boolean {
-  const session = this[kSession]
-  if (event === 'error') return session.nativeEmit(this, event, args)
-  if (event === 'message') {
-    if (!session.admitMessage()) return false
-  } else if (event === 'pong') {
-    // The heartbeat's pong, seen here: no listener of its own on every socket.
-    session.ponged()
-  }
-  const listeners = this.rawListeners(event)
-  for (const listener of listeners) {
-    try {
-      const result: unknown = Reflect.apply(listener, this, args)
-      if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event))
-    } catch (err) {
-      session.listenerFailed(err, event)
+function guardEmit (native: WsSocket['emit']): WsSocket['emit'] {
+  return shared(emitGuards, native, () => function guardedEmit (this: Owned<unknown>, event: string | symbol, ...args: unknown[]): boolean {
+    const session = this[kSession]
+    if (event === 'error') return Reflect.apply(native, this, [event, ...args])
+    if (event === 'message') {
+      if (!session.admitMessage()) return false
+    } else if (event === 'close') {
+      session.closed(args[0] as number)
+    } else if (event === 'pong') {
+      session.ponged()
+    }
+    const listeners = this.rawListeners(event)
+    for (const listener of listeners) {
+      try {
+        const result: unknown = Reflect.apply(listener, this, args)
+        if (isThenable(result)) result.then(undefined, (err: unknown) => session.listenerFailed(err, event))
+      } catch (err) {
+        session.listenerFailed(err, event)
+      }
+    }
+    return listeners.length > 0
+  })
+}
+
+/** `addEventListener` with function handlers guarded: ws's (and so `onmessage`) drops what a handler returns. */
+function guardAddEventListener (native: WsSocket['addEventListener']): WsSocket['addEventListener'] {
+  return shared(addGuards, native, () => function guardedAddEventListener (this: WsSocket, type: string, handler: unknown, options?: unknown): void {
+    Reflect.apply(native, this, [type, typeof handler === 'function' ? shared(handlerGuards, handler as EventHandler, guardHandler) : handler, options])
+  })
+}
+
+/** `removeEventListener` of a guarded handler removes its guard. */
+function guardRemoveEventListener (native: WsSocket['removeEventListener']): WsSocket['removeEventListener'] {
+  return shared(removeGuards, native, () => function guardedRemoveEventListener (this: WsSocket, type: string, handler: unknown): void {
+    Reflect.apply(native, this, [type, (typeof handler === 'function' ? handlerGuards.get(handler as EventHandler) : undefined) ?? handler])
+  })
+}
+
+/** `handler`, with a returned rejection failing the session of the socket it runs on (a sync throw is caught by the emit guard). */
+function guardHandler (handler: EventHandler): EventHandler {
+  return function guardedHandler (this: Owned<unknown>, event: { type: string }) {
+    const result: unknown = Reflect.apply(handler, this, [event])
+    if (isThenable(result)) {
+      const session = this[kSession]
+      result.then(undefined, (err: unknown) => session.listenerFailed(err, event.type))
     }
   }
-  return listeners.length > 0
-}
-
-function guardedAddEventListener (this: Owned<unknown>, type: string, handler: unknown, options?: unknown): void {
-  this[kSession].addListener(this, type, handler, options)
-}
-
-function guardedRemoveEventListener (this: Owned<unknown>, type: string, handler: unknown): void {
-  this[kSession].removeListener(this, type, handler)
 }

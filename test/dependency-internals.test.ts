@@ -3,7 +3,7 @@
 // and checked against the installed versions. After an upgrade of fastify,
 // @fastify/sse, @fastify/websocket or Node, run this file first: a failure
 // names the internal that moved and the faultline feature that breaks with it.
-// (ws and bullmq are used through their public API only.) The list is also in
+// (bullmq is used through its public API only, ws but for how it emits.) The list is also in
 // docs/http.md, "Dependency internals".
 import t from 'tap'
 import Fastify, { type FastifyPluginAsync, type RouteHandlerMethod } from 'fastify'
@@ -49,6 +49,10 @@ const INTERNALS = {
   rawUpgrade: {
     where: 'node:http: request.raw.upgrade === true on a WebSocket upgrade request (IncomingMessage#upgrade, not in @types/node)',
     breaks: 'faultlineBackground waits for the response of a WebSocket route (never written after the upgrade): a task scheduled from its hooks never runs (plugins/background.ts upgraded)'
+  },
+  wsEmit: {
+    where: 'ws: a WebSocket emits its events (message, pong, close) through the `emit` it finds on itself (this.emit), so an `emit` on a prototype between the socket and WebSocket.prototype sees them',
+    breaks: 'faultlineWebsocket: listeners run unguarded (a throw is an uncaught exception), the heartbeat sees no pong (live peers terminated), a closed socket\'s session is never forgotten (lib/websocket-session.ts)'
   },
   socketResponse: {
     where: 'node:http: socket._httpMessage, the ServerResponse in flight on a connection (private to Node)',
@@ -224,6 +228,39 @@ t.test('@fastify/websocket and node:http: the upgrade listener it adds, the requ
   const ws = new WebSocket(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws`)
   await waitFor(ws, 'close')
   t.equal(upgrade, true, moved('rawUpgrade'))
+})
+
+t.test('ws: a socket emits message, pong and close through the emit it finds on itself', async t => {
+  const app = Fastify({ logger: false })
+  await app.register(fastifyWebsocket)
+  const seen: Array<string | symbol> = []
+  let ponged = (): void => {}
+  const pong = new Promise<void>(resolve => { ponged = resolve })
+  const closed = new Promise<void>(resolve => {
+    app.get('/ws', { websocket: true }, (socket) => {
+      const native = Object.getPrototypeOf(socket) as WebSocket
+      Object.setPrototypeOf(socket, Object.create(native, {
+        emit: {
+          value (this: WebSocket, event: string | symbol, ...args: unknown[]): boolean {
+            seen.push(event)
+            if (event === 'pong') ponged()
+            if (event === 'close') resolve()
+            return native.emit.call(this, event, ...args)
+          }
+        }
+      }))
+      socket.on('message', () => socket.ping())
+    })
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const ws = new WebSocket(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}/ws`)
+  await waitFor(ws, 'open')
+  ws.send('hi')
+  await pong
+  ws.close(1000)
+  await closed
+  t.same(seen.filter(event => ['message', 'pong', 'close'].includes(event as string)), ['message', 'pong', 'close'], moved('wsEmit'))
 })
 
 t.test('node:http: the response in flight on a connection is the socket\'s _httpMessage', async t => {

@@ -248,3 +248,68 @@ t.test('past maxBufferedAmount, a fault that closes skips its frame and closes w
   t.same(quiet.closes, [], 'errorFrame: false queues nothing of ours: nothing to cut')
   quiet.finish(1000)
 })
+
+t.test('every socket shares one set of guards, on a prototype: no method of its own', async t => {
+  const { sessions, reports } = harness()
+  const a = new FakeSocket()
+  const b = new FakeSocket()
+  const handler = async (): Promise<void> => { throw new BadRequestError('no') }
+  for (const socket of [a, b]) sessions.run(socket, 'req', () => { socket.addEventListener('message', handler) })
+  for (const method of ['emit', 'addEventListener', 'removeEventListener'] as const) {
+    t.equal(a[method], b[method], `one ${method} guard for both`)
+    t.notOk(Object.hasOwn(a, method), `${method} is not the socket's own`)
+  }
+  t.ok(a instanceof FakeSocket, 'still an instance of its class')
+  t.same(Object.keys(a).filter(key => ['emit', 'addEventListener', 'removeEventListener'].includes(key)), [], 'nothing new to enumerate')
+  t.same(a.listeners('message'), b.listeners('message'), 'one guard per handler, shared by the sockets it is added to')
+  a.emit('message', 'x')
+  b.emit('message', 'x')
+  await tick()
+  t.same(reports.map(r => r[0]), ['BAD_REQUEST', 'BAD_REQUEST'], 'each rejection is its own socket\'s')
+  t.equal(a.sent.length, 1)
+  t.equal(b.sent.length, 1)
+  a.removeEventListener('message', handler)
+  t.equal(a.listenerCount('message'), 0, 'removed through its guard')
+  t.equal(b.listenerCount('message'), 1, 'from that socket only')
+  a.finish(1000)
+  b.finish(1000)
+})
+
+t.test('a socket whose methods are its own gets the guards in place', async t => {
+  const { sessions, reports } = harness()
+  const socket = new FakeSocket()
+  const natives: Array<string | symbol> = []
+  socket.emit = function patched (this: FakeSocket, event: string | symbol, ...args: unknown[]): boolean {
+    natives.push(event)
+    return EventEmitter.prototype.emit.call(this, event, ...args)
+  }
+  sessions.run(socket, 'req', () => { socket.on('message', () => { throw new BadRequestError('no') }) })
+  socket.on('error', () => {})
+  socket.emit('message', 'x')
+  socket.emit('error', new Error('native'))
+  t.same(natives, ['error'], 'its own emit is the native path')
+  t.same(reports.map(r => r[0]), ['BAD_REQUEST'])
+  socket.finish(1000)
+  t.equal(sessions.size, 0)
+})
+
+t.test('the session sees its socket close even when the handler removed every close listener', async t => {
+  const { sessions, reports } = harness()
+  const socket = new FakeSocket()
+  sessions.run(socket, 'req', () => { socket.removeAllListeners('close') })
+  socket.finish(1006)
+  t.equal(sessions.size, 0, 'forgotten')
+  t.same(reports.map(r => r[0]), ['CLIENT_CLOSED'])
+  t.equal(sessions.socketError(new Error('late'), socket), false, 'a closed socket is not owned any more')
+})
+
+t.test('a listener of another event that throws is a mid-stream fault, reported once per socket', async t => {
+  const { sessions, reports } = harness()
+  const socket = new FakeSocket()
+  sessions.run(socket, 'req', () => { socket.on('ping', () => { throw new ConflictError('not now') }) })
+  socket.emit('ping')
+  t.same(reports, [['CONFLICT', 'mid-stream', 'req', true]])
+  t.equal(socket.sent.length, 1, 'an error frame')
+  t.same(socket.closes, [], 'a 4xx keeps the socket open')
+  socket.finish(1000)
+})
