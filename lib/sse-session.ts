@@ -5,6 +5,12 @@ import { responsePhase, type Phase } from './report.js'
 // The lifecycle of one SSE response, behind small interfaces (the response,
 // @fastify/sse's `reply.sse`, and a host for reports and renderings), so it
 // is unit-tested with fakes; plugins/sse.ts is the Fastify adapter.
+//
+// An idle stream can stay open for hours, by the thousand: a session is one
+// small object (its registry, its stream, its state) and holds no closure or
+// listener of its own. The host is shared by every stream of a registration
+// and gets the stream (the plugin's reply) with each call; the host tells
+// the session when its response closes (`closed()`).
 
 /** The part of a Node ServerResponse a session writes to and watches. */
 export interface SseResponse {
@@ -20,28 +26,36 @@ export interface SseResponse {
 /** The part of `@fastify/sse`'s `reply.sse` a session drives. */
 export interface SseChannel {
   readonly isConnected: boolean
-  send: (source: any) => Promise<void>
   sendHeaders: () => void
   close: () => void
 }
 
-/** What a session asks of its host (the plugin): reports, the error path, renderings. */
-export interface SseHost {
-  readonly response: SseResponse
-  readonly channel: SseChannel
+/** One SSE response as its host knows it (the plugin's reply): the response it writes, the channel it drives. */
+export interface SseStream {
+  readonly raw: SseResponse
+  readonly sse: SseChannel
+}
+
+/**
+ * What a session asks of its host (the plugin): reports, the error path,
+ * renderings. One host serves every stream; each call names its stream.
+ */
+export interface SseHost<R extends SseStream> {
+  /** The channel's own send, which the session's `send` stands in for. */
+  send: (channel: SseChannel, source: unknown) => Promise<void>
   /** Reports `err` (transport `sse`) and returns the fault; `extra` goes into the context. */
-  report: (err: unknown, phase: Phase, extra?: Record<string, unknown>) => Fault
+  report: (stream: R, err: unknown, phase: Phase, extra?: Record<string, unknown>) => Fault
   /** Before the first event: answer with the (reported) fault through the framework's one error path. */
-  failBefore: (fault: Fault) => void
+  failBefore: (stream: R, fault: Fault) => void
   /** The fault as the bytes of one error event; `final` when the stream ends after it. */
-  errorEvent: (fault: Fault, final: boolean) => string
+  errorEvent: (stream: R, fault: Fault, final: boolean) => string
   /**
    * One message of a `send()` (given alone or yielded by a source) as it may
    * be written: line breaks that cannot forge a field, or a thrown fault.
    */
   message: (message: unknown) => unknown
   /** The response was ended after a final error event: cut it if a client that stopped reading keeps it from leaving. */
-  cutIfStuck: () => void
+  cutIfStuck: (stream: R) => void
 }
 
 export interface SseFaultOptions {
@@ -66,9 +80,11 @@ function isStreamSource (source: unknown): source is AsyncIterable<unknown> {
     !Buffer.isBuffer(source) && !('data' in source)
 }
 
-/** The open sessions of one app: counted for leak checks, ended together on shutdown. */
-export class SseSessions {
-  readonly open = new Set<SseSession>()
+/** The open sessions of one registration: counted for leak checks, ended together on shutdown. */
+export class SseSessions<R extends SseStream> {
+  readonly open = new Set<SseSession<R>>()
+
+  constructor (readonly host: SseHost<R>) {}
 
   /**
    * Ends every open stream with a retryable 503 `SERVER_SHUTDOWN` (an error event, or a
@@ -79,7 +95,7 @@ export class SseSessions {
     const closing: Array<Promise<void>> = []
     const open: Array<{ response: SseResponse, closed: boolean }> = []
     for (const session of [...this.open]) {
-      const response = session.host.response
+      const response = session.response
       const entry = { response, closed: false }
       open.push(entry)
       closing.push(new Promise(resolve => response.once('close', () => { entry.closed = true; resolve() })))
@@ -99,30 +115,46 @@ export class SseSessions {
   }
 }
 
+/** What a session keeps only once it reads a source (an iterable or Readable `send()`). */
+class Sources {
+  /** Stops every source an iterable `send()` is still reading. */
+  readonly stops = new Set<() => void>()
+  /** Settles `over`: pending `send()` calls are released once the stream is over. */
+  settle!: () => void
+  readonly over = new Promise<void>(resolve => { this.settle = resolve })
+}
+
+/** A session's state once the stream is over for us: a fault ended it, the client left, or the server is closing. */
+const OVER = 'over'
+
 /**
  * One open SSE response. Every fault ends it one way (`end`): before the
  * first event, the host's error path; after it, the error event and the end
  * of the response. A client that leaves is a client abort; anything that
  * fails after the end is still reported once, never written.
  */
-export class SseSession {
-  /** The stream is over for us: a fault ended it, the client left, or the server is closing. */
-  private over = false
-  /** Stops every source an iterable `send()` is still reading. */
-  private stops: Set<() => void> | undefined = undefined
-  /** Settles pending `send()` calls once the stream is over. */
-  private settle: (() => void) | undefined = undefined
-  private overPromise: Promise<void> | undefined = undefined
-  private readonly channelSend: SseChannel['send']
+export class SseSession<R extends SseStream> {
+  /** Open with no source read yet (most streams never read one), open with the sources being read, or over. */
+  private state: Sources | typeof OVER | undefined = undefined
 
-  constructor (readonly host: SseHost, private readonly sessions: SseSessions) {
-    this.channelSend = host.channel.send
+  constructor (private readonly sessions: SseSessions<R>, readonly stream: R) {
     sessions.open.add(this)
-    host.response.once('close', this.onClose)
+  }
+
+  get response (): SseResponse {
+    return this.stream.raw
+  }
+
+  get channel (): SseChannel {
+    return this.stream.sse
   }
 
   get done (): boolean {
-    return this.over
+    return this.state === OVER
+  }
+
+  private get host (): SseHost<R> {
+    return this.sessions.host
   }
 
   /**
@@ -132,30 +164,30 @@ export class SseSession {
    */
   end (err: unknown, extra?: Record<string, unknown>): Fault {
     this.finish()
-    const { response, channel } = this.host
+    const { response, channel, host } = this
     if (!response.headersSent) {
-      const fault = this.host.report(err, 'before-response', extra)
+      const fault = host.report(this.stream, err, 'before-response', extra)
       // Later sends must fail as on a closed stream; headers are not out, so this ends nothing.
       channel.close()
-      this.host.failBefore(fault)
+      host.failBefore(this.stream, fault)
       return fault
     }
-    const fault = this.host.report(err, 'mid-stream', extra)
+    const fault = host.report(this.stream, err, 'mid-stream', extra)
     if (!response.writableEnded && !response.destroyed) {
-      response.write(this.host.errorEvent(fault, true))
+      response.write(host.errorEvent(this.stream, fault, true))
       // Stops the heartbeat and runs onClose callbacks; @fastify/sse ends the
       // response only while it thinks the client is there, so end it here too
       // (a no-op when already ended).
       channel.close()
       response.end()
-      this.host.cutIfStuck()
+      host.cutIfStuck(this.stream)
     }
     return fault
   }
 
   /** The handler threw or rejected. */
   handlerFailed (err: unknown): void {
-    if (this.over) this.late(err)
+    if (this.done) this.late(err)
     else this.end(err)
   }
 
@@ -164,19 +196,20 @@ export class SseSession {
    * Readable, a serializer that throws) ends the stream and resolves; it
    * only rejects when the stream is already closed, as in @fastify/sse.
    */
-  readonly send = (source: unknown): Promise<void> => {
-    const channel = this.host.channel
+  send (source: unknown): Promise<void> {
+    const { channel, host } = this
+    const failed = (err: unknown): void => this.sendFailed(err)
     try {
-      if (this.over) return this.channelSend.call(channel, source).then(undefined, this.onSendFailure)
-      if (!isStreamSource(source)) return this.channelSend.call(channel, this.host.message(source)).then(undefined, this.onSendFailure)
+      if (this.done) return host.send(channel, source).then(undefined, failed)
+      if (!isStreamSource(source)) return host.send(channel, host.message(source)).then(undefined, failed)
       // @fastify/sse commits a Readable's headers at once; keep that.
       if (source instanceof Readable) channel.sendHeaders()
-      const { iterable, release } = this.guard(source)
+      const { iterable, release, over } = this.guard(source)
       // Settles when the source is done, or at once when the stream is over
       // (a send waiting for a drain that will never come is left behind).
-      return Promise.race([this.channelSend.call(channel, iterable), this.whenOver()]).then(release, this.onSendFailure)
+      return Promise.race([host.send(channel, iterable), over]).then(release, failed)
     } catch (err) {
-      return Promise.resolve().then(() => this.onSendFailure(err))
+      return Promise.resolve().then(() => failed(err))
     }
   }
 
@@ -184,21 +217,36 @@ export class SseSession {
    * `reply.sse.fault()`: reports `err` and writes an error event; the stream
    * goes on unless `close` is set. After the end it only reports.
    */
-  readonly fault = (err: unknown, options?: SseFaultOptions): Fault => {
-    if (!this.over) {
+  fault (err: unknown, options?: SseFaultOptions): Fault {
+    if (!this.done) {
       if (options?.close === true) return this.end(err)
-      if (this.host.channel.isConnected) {
-        const found = this.host.report(err, 'mid-stream')
-        this.host.channel.sendHeaders()
-        this.host.response.write(this.host.errorEvent(found, false))
+      if (this.channel.isConnected) {
+        const found = this.host.report(this.stream, err, 'mid-stream')
+        this.channel.sendHeaders()
+        this.response.write(this.host.errorEvent(this.stream, found, false))
         return found
       }
     }
-    return this.host.report(err, 'mid-stream')
+    return this.host.report(this.stream, err, 'mid-stream')
   }
 
-  private readonly onSendFailure = (err: unknown): void => {
-    if (this.over || !this.host.channel.isConnected) {
+  /**
+   * The host's word that the response closed (or failed, which closes it):
+   * before the end, a client that left. Only the first call counts.
+   */
+  closed (): void {
+    if (this.done) return
+    const response = this.response
+    // Ended by us (or the handler) = a normal end, even if the last bytes
+    // were still in flight when the socket closed.
+    if (!response.writableEnded) {
+      this.host.report(this.stream, new ClientClosedError('The client closed the SSE stream'), responsePhase(response.headersSent))
+    }
+    this.finish()
+  }
+
+  private sendFailed (err: unknown): void {
+    if (this.done || !this.channel.isConnected) {
       if (isClosedError(err)) throw err
       this.late(err)
       return
@@ -206,46 +254,31 @@ export class SseSession {
     this.end(err)
   }
 
-  private readonly onClose = (): void => {
-    if (this.over) return
-    const response = this.host.response
-    // Ended by us (or the handler) = a normal end, even if the last bytes
-    // were still in flight when the socket closed.
-    if (!response.writableEnded) {
-      this.host.report(new ClientClosedError('The client closed the SSE stream'), responsePhase(response.headersSent))
-    }
-    this.finish()
-  }
-
   /** A failure after the stream was over: nothing can be written, but it is still reported once. */
   private late (err: unknown): void {
-    if (!isClosedError(err)) this.host.report(err, 'mid-stream')
+    if (!isClosedError(err)) this.host.report(this.stream, err, 'mid-stream')
   }
 
   /** Marks the stream over: stops its sources and releases pending sends. */
   private finish (): void {
-    this.over = true
+    const sources = this.state
+    this.state = OVER
     this.sessions.open.delete(this)
-    if (this.stops !== undefined) {
-      for (const stop of this.stops) stop()
-      this.stops = undefined
-    }
-    if (this.settle !== undefined) this.settle()
-  }
-
-  private whenOver (): Promise<void> {
-    this.overPromise ??= new Promise<void>(resolve => { this.settle = resolve })
-    return this.overPromise
+    if (sources === undefined || sources === OVER) return
+    for (const stop of sources.stops) stop()
+    sources.settle()
   }
 
   /**
-   * The source as @fastify/sse will read it, and a stop that returns it
-   * when the stream ends early: @fastify/sse never calls `return()` when its
-   * write waits for a `drain` that a gone client never emits.
+   * The source as @fastify/sse will read it, a stop that returns it when
+   * the stream ends early (@fastify/sse never calls `return()` when its
+   * write waits for a `drain` that a gone client never emits), and the
+   * promise that settles when the stream is over.
    */
-  private guard (source: AsyncIterable<unknown>): { iterable: AsyncIterable<unknown>, release: () => void } {
+  private guard (source: AsyncIterable<unknown>): { iterable: AsyncIterable<unknown>, release: () => void, over: Promise<void> } {
     const iterator = source[Symbol.asyncIterator]()
-    const stops = this.stops ??= new Set()
+    // `send()` guards a source only while the stream is open.
+    const { stops, over } = (this.state ??= new Sources()) as Sources
     let stopped = false
     const stop = (): void => {
       if (stopped) return
@@ -265,7 +298,7 @@ export class SseSession {
         return Promise.resolve(DONE)
       }
     } as unknown as AsyncIterable<unknown>
-    return { iterable, release: () => { stops.delete(stop) } }
+    return { iterable, release: () => { stops.delete(stop) }, over }
   }
 
   private callReturn (iterator: AsyncIterator<unknown>): void {

@@ -7,7 +7,7 @@ import { DEFAULT_TERMINAL_ID_PREFIX, isTerminalEventId, sseProblemEvent, sseMess
 import { FaultlinePeerRegisteredError } from '../lib/errors.js'
 import { PluginOptions } from '../lib/options.js'
 import { appendHook } from '../lib/hooks.js'
-import { SseSession, SseSessions, type SseFaultOptions } from '../lib/sse-session.js'
+import { SseSession, SseSessions, type SseChannel, type SseFaultOptions } from '../lib/sse-session.js'
 import { dropConnectionHeaders } from '../lib/h2-response.js'
 import { cutIfStuck } from '../lib/truncate.js'
 import type { Faultline } from './http.js'
@@ -56,10 +56,38 @@ const PLUGIN = 'faultline-sse'
 const COMPANION = '@fastify/sse'
 const VISIBLE_ASCII = /^[\x21-\x7e]{1,64}$/
 const kGate = Symbol('faultline.sse.gate')
+/** The session of a `reply.sse`, for the methods its prototype shares. */
+const kSession = Symbol('faultline.sse.session')
 
-// Open streams per `fastify.faultline` object: shared by every scope that
-// registers this plugin, so `faultline.sse.open` counts all of them.
-const registries = new WeakMap<Faultline, SseSessions>()
+/** `reply.sse` as this plugin sees it: @fastify/sse's context, its serializer, and its session. */
+type Channel = SSEReplyInterface & { serializer: (data: unknown) => string, [kSession]: SseSession<FastifyReply> }
+
+/** The context's own (@fastify/sse's) methods: the prototype above the one this plugin puts between. */
+function channelProto (channel: SseChannel): SSEReplyInterface {
+  return Object.getPrototypeOf(Object.getPrototypeOf(channel)) as SSEReplyInterface
+}
+
+/** @fastify/sse's context while its `close()` runs: its cleanup then is no sign that the response closed. */
+let closing: object | undefined
+/** The method @fastify/sse's context runs when its response closes or fails, and when it is closed. */
+interface Cleanup { cleanup: () => void }
+
+/** A non-enumerable method, as a class would have it. */
+function method (value: (...args: any[]) => unknown): PropertyDescriptor {
+  return { value, writable: true, configurable: true }
+}
+
+// Each serializer (the plugin's, or a route's) wrapped once, not per stream.
+const safeSerializers = new WeakMap<(data: unknown) => string, (data: unknown) => string>()
+function safeSerializer (serialize: (data: unknown) => string): (data: unknown) => string {
+  let safe = safeSerializers.get(serialize)
+  if (safe === undefined) safeSerializers.set(serialize, safe = sseSerializer(serialize))
+  return safe
+}
+
+// The open streams of every registration per `fastify.faultline` object, so
+// `faultline.sse.open` counts those of every scope that registers this plugin.
+const registries = new WeakMap<Faultline, Array<SseSessions<FastifyReply>>>()
 
 function validate (opts: FaultlineSseOptions): { errorEvent: string, terminalIdPrefix: string, defaultRetry: number, closeTimeout: number } {
   const options = new PluginOptions(PLUGIN, opts, ['sse', 'errorEvent', 'terminalIdPrefix', 'defaultRetry', 'closeTimeout'])
@@ -81,68 +109,115 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
   const settings = validate(opts)
   if (fastify.hasPlugin(COMPANION)) throw new FaultlinePeerRegisteredError(PLUGIN, COMPANION, 'faultlineSse', 'sse')
   const faultline = fastify.faultline
-  let registry = registries.get(faultline)
-  if (registry === undefined) {
-    const sessions = registry = new SseSessions()
-    registries.set(faultline, sessions)
-    faultline.sse = { get open () { return sessions.open.size } }
+  let registered = registries.get(faultline)
+  if (registered === undefined) {
+    const all: Array<SseSessions<FastifyReply>> = registered = []
+    registries.set(faultline, all)
+    faultline.sse = {
+      get open () {
+        let open = 0
+        for (const sessions of all) open += sessions.open.size
+        return open
+      }
+    }
   }
-  const sessions = registry
 
-  /** A session for one SSE response: reports through faultline, fails before the first event through reply.send. */
-  function open (request: FastifyRequest, reply: FastifyReply, sse: SSEReplyInterface): SseSession {
-    const session = new SseSession({
-      response: reply.raw,
-      channel: sse,
-      report: (err, phase, extra) => faultline.report(err, { ...extra, transport: 'sse', phase, request }),
-      // Fastify's one error path: onError hooks (background tasks of a failed
-      // route are skipped), then the central handler renders the problem; the
-      // fault is already reported, so it is not logged twice.
-      failBefore: fault => { if (!reply.sent) reply.send(fault) },
-      errorEvent: (fault, final) => sseProblemEvent(fault, faultline.problemJson(fault, request), {
-        event: settings.errorEvent,
-        final,
-        terminalIdPrefix: settings.terminalIdPrefix,
-        defaultRetry: settings.defaultRetry
-      }),
-      message: source => sseMessage(source, settings.terminalIdPrefix),
-      cutIfStuck: () => { cutIfStuck(reply.raw) }
-    }, sessions)
-    sse.send = session.send
-    sse.fault = session.fault
-    guardFormatting(sse)
-    return session
-  }
+  // One host for every stream of this registration: each call names its reply.
+  const sessions = new SseSessions<FastifyReply>({
+    send: (channel, source) => channelProto(channel).send.call(channel as SSEReplyInterface, source as Parameters<SSEReplyInterface['send']>[0]),
+    report: (reply, err, phase, extra) => faultline.report(err, { ...extra, transport: 'sse', phase, request: reply.request }),
+    // Fastify's one error path: onError hooks (background tasks of a failed
+    // route are skipped), then the central handler renders the problem; the
+    // fault is already reported, so it is not logged twice.
+    failBefore: (reply, fault) => { if (!reply.sent) reply.send(fault) },
+    errorEvent: (reply, fault, final) => sseProblemEvent(fault, faultline.problemJson(fault, reply.request), {
+      event: settings.errorEvent,
+      final,
+      terminalIdPrefix: settings.terminalIdPrefix,
+      defaultRetry: settings.defaultRetry
+    }),
+    message: source => sseMessage(source, settings.terminalIdPrefix),
+    cutIfStuck: reply => { cutIfStuck(reply.raw) }
+  })
+  registered.push(sessions)
 
   /**
-   * @fastify/sse splits data on LF only and writes `id`, `event` and `retry`
-   * raw. `send()` goes through the session, which checks each message; here
-   * the serializer (the data of object messages, on every path) and the
-   * Transform of `reply.sse.stream()` get the same treatment.
+   * `reply.sse` with faultline's `send`, `fault` and `stream`, and a word to
+   * the session when the response closes: a prototype between
+   * @fastify/sse's context and its class, made once, so a stream costs no
+   * closure, listener or own property for them (each finds its session
+   * through kSession).
    */
-  function guardFormatting (sse: SSEReplyInterface): void {
-    const context = sse as SSEReplyInterface & { serializer: (data: unknown) => string }
-    context.serializer = sseSerializer(context.serializer)
-    const stream = sse.stream
-    sse.stream = function faultlineSseStream () {
-      const transform = stream.call(sse) as Transform
-      // @fastify/sse's Transform formats each chunk in `_transform` (its own
-      // property, set from the constructor's `transform` option). This, the
-      // context's `serializer` and the 406 of refused 'only' routes are
-      // internals of @fastify/sse: test/dependency-internals.test.ts checks them.
-      const format = transform._transform
-      transform._transform = function (chunk: unknown, encoding: BufferEncoding, callback: TransformCallback) {
-        let safe: unknown
+  const guardedProtos = new WeakMap<SSEReplyInterface, SSEReplyInterface>()
+  function guarded (base: SSEReplyInterface): SSEReplyInterface {
+    let proto = guardedProtos.get(base)
+    if (proto === undefined) guardedProtos.set(base, proto = guard(base))
+    return proto
+  }
+
+  function guard (base: SSEReplyInterface): SSEReplyInterface {
+    const { stream, close } = base
+    const cleanup = (base as unknown as Cleanup).cleanup
+    return Object.create(base, {
+      // @fastify/sse's context listens to its response: on `close` and
+      // `error` (and when a write fails) it cleans up, as it does when it is
+      // closed. The first ones are the session's cue that the response
+      // closed: a second `close` listener of our own would cost each stream
+      // an array of listeners.
+      cleanup: method(function faultlineSseCleanup (this: Channel) {
+        const byClose = closing === this
+        cleanup.call(this)
+        if (!byClose) this[kSession].closed()
+      }),
+      close: method(function faultlineSseClose (this: Channel) {
+        const outer = closing
+        closing = this
         try {
-          safe = sseMessage(chunk, settings.terminalIdPrefix)
-        } catch (err) {
-          callback(err as Error)
-          return
+          close.call(this)
+        } finally {
+          closing = outer
         }
-        format.call(this, safe, encoding, callback)
-      }
-      return transform
-    }
+      }),
+      send: method(function send (this: Channel, source: unknown) { return this[kSession].send(source) }),
+      fault: method(function fault (this: Channel, err: unknown, options?: SseFaultOptions) { return this[kSession].fault(err, options) }),
+      // @fastify/sse splits data on LF only and writes `id`, `event` and
+      // `retry` raw: `send()` goes through the session, which checks each
+      // message; the Transform of `reply.sse.stream()` gets the same treatment.
+      stream: method(function faultlineSseStream (this: Channel) {
+        const transform = stream.call(this) as Transform
+        // @fastify/sse's Transform formats each chunk in `_transform` (its own
+        // property, set from the constructor's `transform` option). This, the
+        // context's `serializer`, its `cleanup()` and the 406 of refused 'only'
+        // routes are internals of @fastify/sse: test/dependency-internals.test.ts
+        // checks them.
+        const format = transform._transform
+        transform._transform = function (chunk: unknown, encoding: BufferEncoding, callback: TransformCallback) {
+          let safe: unknown
+          try {
+            safe = sseMessage(chunk, settings.terminalIdPrefix)
+          } catch (err) {
+            callback(err as Error)
+            return
+          }
+          format.call(this, safe, encoding, callback)
+        }
+        return transform
+      })
+    }) as SSEReplyInterface
+  }
+
+  /** A session for one SSE response: reports through faultline, fails before the first event through reply.send. */
+  function open (reply: FastifyReply, sse: SSEReplyInterface): SseSession<FastifyReply> {
+    const session = new SseSession(sessions, reply)
+    const channel = sse as Channel
+    // The serializer writes the data of object messages, on every path: its
+    // text gets every line break as LF, each a `data:` line of its own.
+    channel.serializer = safeSerializer(channel.serializer)
+    // In this order: a property added after a prototype change gives each
+    // context a map of its own (V8); before it, every context shares one.
+    channel[kSession] = session
+    Object.setPrototypeOf(channel, guarded(Object.getPrototypeOf(channel) as SSEReplyInterface))
+    return session
   }
 
   fastify.addHook('onRoute', routeOptions => {
@@ -160,7 +235,7 @@ async function faultlineSse_ (fastify: FastifyInstance, opts: FaultlineSseOption
       // @fastify/sse sets `Connection: keep-alive`, which HTTP/2 forbids (Node warns and drops it).
       if (request.raw.httpVersionMajor === 2) dropConnectionHeaders(reply.raw)
       faultline.tagRequestId(reply)
-      const session = open(request, reply, sse)
+      const session = open(reply, sse)
       // Once a fault (or the client) ended the stream, the reply is handled:
       // returning it keeps Fastify from sending whatever the handler returns.
       try {

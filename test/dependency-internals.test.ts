@@ -15,6 +15,7 @@ import { REPLY_HEADERS, REPLY_NEXT_ERROR_HANDLER, REPLY_SYMBOLS, replySymbol } f
 import { chainEnd, handFailuresTo, type ChainedErrorHandler } from '../lib/error-chain.js'
 import { guardProcess } from './helpers/guard.js'
 import { waitFor } from './helpers/ws-client.js'
+import { until } from './helpers/sse-client.js'
 
 /** Each internal: where it lives, and what in faultline breaks if it moves. */
 const INTERNALS = {
@@ -28,11 +29,15 @@ const INTERNALS = {
   },
   sseContext: {
     where: '@fastify/sse: reply.sse, one SSEContext per request set before the handler runs, whose own writable `serializer` send() and stream() use',
-    breaks: 'faultlineSse\'s guard on serialized data (plugins/sse.ts guardFormatting): a serializer\'s line breaks could forge SSE fields'
+    breaks: 'faultlineSse\'s guard on serialized data (plugins/sse.ts safeSerializer): a serializer\'s line breaks could forge SSE fields'
   },
   sseTransform: {
     where: '@fastify/sse: reply.sse.stream() returns a Transform whose own `_transform(chunk, encoding, callback)` formats one message per chunk',
-    breaks: 'faultlineSse\'s check of messages piped through reply.sse.stream() (plugins/sse.ts guardFormatting): raw id/event/retry fields go out unchecked'
+    breaks: 'faultlineSse\'s check of messages piped through reply.sse.stream() (plugins/sse.ts guard): raw id/event/retry fields go out unchecked'
+  },
+  sseCleanup: {
+    where: '@fastify/sse: reply.sse\'s methods live on its class\'s prototype, and its cleanup() is a prototype method it calls as this.cleanup(): from close() (synchronously) and from the listeners it adds to its response for `close` and `error`',
+    breaks: 'faultlineSse\'s session never learns that its response closed (plugins/sse.ts guard, the prototype it puts between): no CLIENT_CLOSED report, fastify.faultline.sse.open never goes back down, a pending send() of an iterable is not released'
   },
   sseClosed: {
     where: '@fastify/sse: a send() on a closed stream rejects with code FST_ERR_SSE_CONNECTION_CLOSED',
@@ -184,6 +189,73 @@ t.test('@fastify/sse: the per-request context, its serializer, the Transform of 
   t.equal(formatted, 'data: guarded "checked y"\n\n', moved('sseTransform'))
   t.match(res.body, 'data: guarded "z"\n\n', `${moved('sseContext')} (send() serializes with it)`)
   t.equal(closedCode, 'FST_ERR_SSE_CONNECTION_CLOSED', moved('sseClosed'))
+})
+
+t.test('@fastify/sse: methods on the prototype; cleanup() from close() and from its response\'s close and error', async t => {
+  const app = Fastify({ logger: false })
+  await app.register(fastifySse as unknown as FastifyPluginAsync)
+  const cleanups: string[] = []
+  let phase = 'handler'
+  let opened!: () => void
+  const open = new Promise<void>(resolve => { opened = resolve })
+  const contexts: Array<{ isConnected: boolean }> = []
+  // As faultlineSse does: a prototype between the context and its class.
+  function watch (sse: object, name: string): void {
+    const base = Object.getPrototypeOf(sse) as Record<string, unknown>
+    for (const method of ['send', 'close', 'cleanup']) {
+      t.ok(!Object.hasOwn(sse, method) && typeof base[method] === 'function', `${moved('sseCleanup')} (${method})`)
+    }
+    const cleanup = base.cleanup as () => void
+    Object.setPrototypeOf(sse, Object.create(base, {
+      cleanup: { value: function (this: object) { cleanups.push(`${name}: ${phase}`); cleanup.call(this) } }
+    }))
+  }
+  app.get('/closed', { sse: true }, async (_req, reply) => {
+    watch(reply.sse, 'closed')
+    await reply.sse.send({ data: 1 })
+    phase = 'close()'
+    reply.sse.close()
+    phase = 'after'
+  })
+  app.get('/held', { sse: true }, async (_req, reply) => {
+    watch(reply.sse, 'held')
+    contexts.push(reply.sse)
+    reply.sse.keepAlive()
+    await reply.sse.send({ data: 1 })
+    opened()
+  })
+  app.get('/failed', { sse: true }, async (_req, reply) => {
+    watch(reply.sse, 'failed')
+    reply.sse.keepAlive()
+    await reply.sse.send({ data: 1 })
+    phase = 'error'
+    reply.raw.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))
+    phase = 'after'
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const headers = { accept: 'text/event-stream' }
+
+  await (await fetch(`${base}/closed`, { headers })).text()
+  t.same(cleanups.filter(c => c.startsWith('closed')).slice(0, 1), ['closed: close()'], `${moved('sseCleanup')} (close() cleans up at once)`)
+
+  const leaving = new AbortController()
+  const held = await fetch(`${base}/held`, { headers, signal: leaving.signal })
+  await open
+  phase = 'client left'
+  leaving.abort()
+  await held.text().catch(() => {})
+  await until(() => cleanups.includes('held: client left'), 10_000, 'cleanup on close')
+  t.ok(cleanups.includes('held: client left'), `${moved('sseCleanup')} (its response's close)`)
+  t.equal(contexts[0]!.isConnected, false)
+
+  const failed = new AbortController()
+  const res = await fetch(`${base}/failed`, { headers, signal: failed.signal })
+  await until(() => cleanups.includes('failed: error'), 10_000, 'cleanup on error')
+  t.ok(cleanups.includes('failed: error'), `${moved('sseCleanup')} (its response's error)`)
+  failed.abort()
+  await res.text().catch(() => {})
 })
 
 t.test('@fastify/sse: an sse: \'only\' route refused by the Accept header answers 406 from its own handler, with no reply.sse', async t => {

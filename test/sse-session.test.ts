@@ -68,34 +68,44 @@ class FakeChannel implements SseChannel {
   }
 }
 
+/** A stream as the host knows it: its response and channel, and here the records of its reports. */
+interface Stream {
+  raw: FakeResponse
+  sse: FakeChannel
+  reports: Array<[string, Phase, Record<string, unknown> | undefined]>
+  before: Fault[]
+  guarded: number
+}
+
+/** One host for every stream, as the plugin has it: each call names its stream. */
+const host: SseHost<Stream> = {
+  send (channel, source) { return (channel as FakeChannel).send(source) },
+  report (stream, err, phase, extra) { const fault = toFault(err); stream.reports.push([fault.code, phase, extra]); return fault },
+  failBefore (stream, fault) { stream.before.push(fault) },
+  errorEvent (_stream, fault, final) { return `event: error\ndata: ${fault.code}${final ? ' final' : ''}\n\n` },
+  message: sseMessage,
+  cutIfStuck (stream) { stream.guarded++ }
+}
+
 interface Harness {
-  session: SseSession
-  sessions: SseSessions
+  session: SseSession<Stream>
+  sessions: SseSessions<Stream>
   response: FakeResponse
   channel: FakeChannel
-  reports: Array<[string, Phase, Record<string, unknown> | undefined]>
+  reports: Stream['reports']
   before: Fault[]
   /** Ends guarded against a client that stopped reading. */
   guarded: () => number
 }
 
-function harness (sessions = new SseSessions()): Harness {
+function harness (sessions = new SseSessions(host)): Harness {
   const response = new FakeResponse()
   const channel = new FakeChannel(response)
-  const reports: Harness['reports'] = []
-  const before: Fault[] = []
-  let guarded = 0
-  const host: SseHost = {
-    response,
-    channel,
-    report (err, phase, extra) { const fault = toFault(err); reports.push([fault.code, phase, extra]); return fault },
-    failBefore (fault) { before.push(fault) },
-    errorEvent (fault, final) { return `event: error\ndata: ${fault.code}${final ? ' final' : ''}\n\n` },
-    message: sseMessage,
-    cutIfStuck () { guarded++ }
-  }
-  const session = new SseSession(host, sessions)
-  return { session, sessions, response, channel, reports, before, guarded: () => guarded }
+  const stream: Stream = { raw: response, sse: channel, reports: [], before: [], guarded: 0 }
+  const session = new SseSession(sessions, stream)
+  // The host tells the session when its response closes.
+  response.on('close', () => session.closed())
+  return { session, sessions, response, channel, reports: stream.reports, before: stream.before, guarded: () => stream.guarded }
 }
 
 t.test('a fault before the first event goes to the host\'s error path, once', async t => {
@@ -228,7 +238,7 @@ t.test('a Readable commits the headers at once', async t => {
 })
 
 t.test('shutdown: a 503 to every open stream, then the ones that do not close are destroyed', async t => {
-  const sessions = new SseSessions()
+  const sessions = new SseSessions(host)
   const writing = harness(sessions)
   await writing.session.send({ data: 1 })
   const fresh = harness(sessions)
@@ -242,6 +252,6 @@ t.test('shutdown: a 503 to every open stream, then the ones that do not close ar
   t.ok(writing.response.destroyed, 'cut after closeTimeout')
   t.same(fresh.before.map(f => f.code), ['SERVER_SHUTDOWN'], 'no event yet: the error path')
   t.same(ended.reports, [], 'an ending response only flushes')
-  await new SseSessions().shutdown(20)
+  await new SseSessions(host).shutdown(20)
   t.pass('nothing open: resolves at once')
 })
