@@ -74,7 +74,7 @@ const load = (): string => os.loadavg().map(l => l.toFixed(2)).join(' ')
 process.stderr.write(`fastify-faultline benchmarks (${quick ? 'quick' : 'full'}): ${machine}\n`)
 process.stderr.write(`faultline plugins found: ${plugins.join(', ') || 'none'}; logger: ${logger}; rounds: ${settings.rounds}; ${pinning}; load average at start: ${load()}\n`)
 
-if (process.env.FAULTLINE_ROOT) process.stderr.write(`faultline code under test: ${faultlineRoot}\n`)
+process.stderr.write(`faultline code under test: ${faultlineRoot}\n`)
 
 const rows: Row[] = []
 const skipped: string[] = []
@@ -105,7 +105,7 @@ const out = [
   `fastify-faultline benchmarks, ${quick ? 'quick' : 'full'} run, ${new Date().toISOString()}`,
   `machine: ${machine}; ${pinning}; load average at end: ${load()}`,
   `faultline plugins registered in case 1: ${plugins.join(', ') || 'none'}; logger: ${logger === 'info' ? 'pino at info into /dev/null' : 'off'} (both variants)`,
-  ...(process.env.FAULTLINE_ROOT ? [`faultline code under test: ${faultlineRoot}`] : []),
+  `faultline code under test: ${faultlineRoot}`,
   `medians of ${settings.rounds} alternating rounds (baseline, faultline, baseline, ...); ratio = faultline median / baseline median (above 1 is better for rates, worse for latency and CPU); ${seconds.toFixed(0)} s in all`,
   '',
   renderTable(rows.filter(r => r.detail !== true)),

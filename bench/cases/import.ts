@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { Harness } from '../lib/harness.js'
@@ -7,16 +7,20 @@ import { faultlineRoot } from '../lib/plugins.js'
 import type { Case, Row, Variant } from '../lib/types.js'
 
 // Case i: what `import 'fastify-faultline'` costs, in a fresh `node` per
-// sample, against the compiled package (built here with tsc, as
-// `npm run build` does, into node_modules/.cache), since that is what apps
-// load. Two pairs: import only (fastify + the package root vs fastify with
+// sample, against the compiled package, since that is what apps load: the
+// code under test when it is compiled (dist/, the default), else built here
+// from those sources with tsc, as `npm run build` does, into
+// node_modules/.cache. Two pairs: import only (fastify + the package root vs fastify with
 // the peers faultline registers), and import + register every plugin + ready
 // (the peer plugins and the problem serializer now load at register time).
 // Figures are the process's CPU time for that step, in ms.
 
 const run = promisify(execFile)
-const root = fileURLToPath(faultlineRoot)
-const outDir = `${root}node_modules/.cache/faultline-bench-dist`
+// The repository (its node_modules resolve fastify and the peers).
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const underTest = fileURLToPath(faultlineRoot)
+const compiled = existsSync(`${underTest}index.js`)
+const outDir = compiled ? underTest.replace(/\/$/, '') : `${root}node_modules/.cache/faultline-bench-dist`
 
 const PEERS = "await import('fastify'); await import('fastify-plugin'); await import('@fastify/sse'); await import('@fastify/websocket')"
 
@@ -54,9 +58,11 @@ export const importTime: Case = {
   requires: ['http'],
   build () { throw new Error('case i runs no server') },
   async bench (h: Harness): Promise<Row[]> {
-    mkdirSync(outDir, { recursive: true })
-    h.log(`building the package into ${outDir}`)
-    await run(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.build.json`, '--outDir', outDir, '--declaration', 'false', '--declarationMap', 'false'], { cwd: root })
+    if (!compiled) {
+      mkdirSync(outDir, { recursive: true })
+      h.log(`building the package into ${outDir}`)
+      await run(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${underTest}tsconfig.build.json`, '--outDir', outDir, '--declaration', 'false', '--declarationMap', 'false'], { cwd: underTest })
+    }
     const all = scripts()
     const samples = h.settings.quick ? 5 : 15
     const rows: Row[] = []

@@ -1,15 +1,27 @@
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyPluginAsync } from 'fastify'
 import type * as FaultLib from '../../lib/fault.js'
 import type { PluginName } from './types.js'
 
-// FAULTLINE_ROOT=/path/to/a/patched/copy runs the faultline variants against
-// that copy's lib/ and plugins/ instead: how a fix to the foundation is
-// measured before it lands.
+// The code under test is the compiled package (dist/, which `npm run bench`
+// builds first): what users run. The TypeScript sources through tsx are not:
+// tsx wraps every function it creates in a naming call (`keepNames`), a cost
+// per closure made (per request, per connection) that plain JavaScript, the
+// baselines' plugins included, never pays. FAULTLINE_ROOT=. measures the
+// sources; FAULTLINE_ROOT=/path/to/a/patched/copy that copy's lib/ and
+// plugins/ (how a fix to the foundation is measured before it lands).
+const REPO = new URL('../../', import.meta.url)
 const ROOT = process.env.FAULTLINE_ROOT === undefined || process.env.FAULTLINE_ROOT === ''
-  ? new URL('../../', import.meta.url)
+  ? compiled()
   : pathToFileURL(resolve(process.env.FAULTLINE_ROOT) + '/')
+
+function compiled (): URL {
+  const dist = new URL('dist/', REPO)
+  if (!existsSync(new URL('index.js', dist))) throw new Error('bench: dist/ is missing; run `npm run build` first (npm run bench does), or set FAULTLINE_ROOT=. to measure the sources')
+  return dist
+}
 
 /** Where the faultline code under test lives. */
 export const faultlineRoot = ROOT.href
