@@ -41,9 +41,8 @@ const SSE_LINE_BREAK = /\r\n?/g
 // What a field value must not hold: a line break ends the field, a NUL makes
 // a spec parser drop an `id:`.
 const FIELD_BREAKER = /[\0\r\n]/
-/** The fields @fastify/sse writes raw, besides `data`, in the order it writes them. */
-const FIELDS = ['id', 'event', 'retry'] as const
-type Field = typeof FIELDS[number]
+/** The fields @fastify/sse writes raw, besides `data` (it writes them in this order). */
+type Field = 'id' | 'event' | 'retry'
 
 /**
  * Text as @fastify/sse may write it as data: every line break (CRLF, CR, LF)
@@ -83,18 +82,22 @@ export function sseMessage (message: unknown, terminalIdPrefix: string = DEFAULT
   if (typeof message === 'string') return sseDataText(message)
   if (Buffer.isBuffer(message)) return sseDataText(message.toString('utf-8'))
   if (typeof message !== 'object' || message === null || !('data' in message)) return message
-  const source = message as Record<string, unknown>
-  const safe: Record<string, unknown> = { data: source.data }
-  for (const field of FIELDS) {
-    const value = source[field]
-    // @fastify/sse writes a field only when it is truthy.
-    if (value) safe[field] = fieldValue(field, value, terminalIdPrefix)
-  }
+  const source = message as Record<Field | 'data', unknown>
+  const safe: Partial<Record<Field | 'data', unknown>> = { data: source.data }
+  // Each field read once, by name (one event after another: no keyed loads).
+  // @fastify/sse writes a field only when it is truthy.
+  const { id, event, retry } = source
+  if (id) safe.id = fieldValue('id', id, terminalIdPrefix)
+  if (event) safe.event = fieldValue('event', event, terminalIdPrefix)
+  if (retry) safe.retry = fieldValue('retry', retry, terminalIdPrefix)
   return safe
 }
 
 /** A serializer whose text has every line break as LF, so each becomes a `data:` line of its own. */
 export function sseSerializer (serialize: (data: unknown) => string): (data: unknown) => string {
+  // JSON.stringify (@fastify/sse's default) never writes a raw CR or LF: it
+  // escapes them inside strings. Nothing to check, on every event.
+  if (serialize === JSON.stringify) return serialize
   return data => {
     const text = serialize(data)
     return typeof text === 'string' ? sseDataText(text) : text

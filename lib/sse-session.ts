@@ -287,12 +287,14 @@ export class SseSession<R extends SseStream> {
       this.callReturn(iterator)
     }
     stops.add(stop)
+    const host = this.host
+    // One `then` per event, not an async function's promise and await.
+    const checked = (result: IteratorResult<unknown>): IteratorResult<unknown> =>
+      result.done === true ? result : { done: false, value: host.message(result.value) }
     const iterable = {
       [Symbol.asyncIterator] () { return this },
-      next: async () => {
-        const result = await iterator.next()
-        return result.done === true ? result : { done: false, value: this.host.message(result.value) }
-      },
+      // An iterator's `next` may answer a plain result, as `for await` allows.
+      next: () => Promise.resolve(iterator.next()).then(checked),
       return: () => {
         stop()
         return Promise.resolve(DONE)

@@ -116,3 +116,8 @@ t.test('sseSerializer: the serializer\'s text gets every line break as LF', asyn
   const odd = sseSerializer(() => undefined as unknown as string)
   t.equal(odd(1), undefined, 'what is not text is passed on for @fastify/sse to handle')
 })
+
+t.test('sseSerializer: JSON.stringify, which never writes a raw line break, is used as it is', async t => {
+  t.equal(sseSerializer(JSON.stringify), JSON.stringify, 'no check per event for @fastify/sse\'s default serializer')
+  t.not(sseSerializer(String), String)
+})

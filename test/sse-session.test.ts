@@ -255,3 +255,21 @@ t.test('shutdown: a 503 to every open stream, then the ones that do not close ar
   await new SseSessions(host).shutdown(20)
   t.pass('nothing open: resolves at once')
 })
+
+t.test('a source whose next() answers plain results, or throws, as for await allows', async t => {
+  const h = harness()
+  let n = 0
+  const plain = {
+    [Symbol.asyncIterator] () { return this },
+    next (): IteratorResult<{ data: number }> { return n < 2 ? { done: false, value: { data: n++ } } : { done: true, value: undefined } }
+  }
+  await h.session.send(plain)
+  t.same(h.response.written, ['data: {"data":0}\n\n', 'data: {"data":1}\n\n'], 'each message sent as the host checked it')
+
+  const failing = harness()
+  await failing.session.send({
+    [Symbol.asyncIterator] () { return this },
+    next () { throw new ConflictError('next threw') }
+  })
+  t.same(failing.reports.map(r => r[0]), ['CONFLICT'], 'a next() that throws is the source failing')
+})
