@@ -135,12 +135,14 @@ export const TOO_LARGE = Symbol('too large')
  * UTF-8). Undefined when there are none to add: not an object, no member
  * JSON keeps, or details that cannot be serialized (a throwing getter or
  * `toJSON`, a BigInt, a cycle), dropped whole: half a details object could
- * mislead. Linear in the size of the details, over the limit too.
+ * mislead (too large, when the rest of them already is). Linear in the size
+ * of the details; over the limit, often in the size of the limit.
  */
 export function detailsJson (details: unknown, limit: number = DEFAULT_MAX_DETAILS_BYTES): string | typeof TOO_LARGE | undefined {
   try {
     if (typeof details !== 'object' || details === null || Array.isArray(details)) return undefined
     const record = details as Record<string, unknown>
+    if (surelyExceeds(record, limit)) return TOO_LARGE
     let json = needsCopy(record) ? undefined : JSON.stringify(record)
     // Not an object's JSON (a boxed primitive): its own members, as an object.
     if (json === undefined || json.charCodeAt(0) !== 0x7b) json = JSON.stringify(membersOf(record))
@@ -149,6 +151,31 @@ export function detailsJson (details: unknown, limit: number = DEFAULT_MAX_DETAI
   } catch {
     return undefined
   }
+}
+
+/** Above this `maxDetailsBytes`, large details are expected: `detailsJson` does not look for an early way out. */
+const SCAN_LIMIT = 1024 * 1024
+
+/**
+ * Whether details with many members for the limit (under 64 bytes each
+ * would fit) take more than `limit` bytes whatever their values hold, found
+ * by counting the fewest characters each member writes, up to the limit:
+ * details ten times too large cost a tenth of their rendering to drop.
+ * Others are left to JSON.stringify: listing the members of a large object
+ * costs a third of stringifying it, wasted on details that fit.
+ */
+function surelyExceeds (details: Record<string, unknown>, limit: number): boolean {
+  if (limit > SCAN_LIMIT) return false
+  const keys = Object.keys(details)
+  if (keys.length * 64 <= limit) return false
+  let fewest = 2
+  for (const key of keys) {
+    if (NOT_DETAILS.has(key)) continue
+    const text = leastText(details[key])
+    if (text > 0) fewest += text + key.length + 3
+    if (fewest > limit) return true
+  }
+  return false
 }
 
 /** Whether details hold a member a problem does not take (a reserved name) or render their own way (`toJSON`). */
@@ -269,18 +296,65 @@ export function preview (value: unknown): unknown {
     let written = 0
     const json = JSON.stringify(value, function (this: unknown, key, v: unknown) {
       if (written > MAX_PREVIEW) return undefined
+      let fresh = false
       if (typeof v === 'bigint') v = `${v}n`
       else if (typeof v === 'object' && v !== null) {
         if (seen.has(v)) v = '[Circular]'
-        else seen.add(v)
+        else fresh = seen.add(v) !== undefined
       }
       written += lowerBound(v) + (Array.isArray(this) || v === undefined || typeof v === 'function' || typeof v === 'symbol' ? 0 : key.length + 3)
-      return v
+      // JSON.stringify calls this once per member, kept or not: a large
+      // object or array is cut first to the members that can still be kept.
+      return fresh ? keptMembers(v as object, MAX_PREVIEW - written) : v
     })
     return json === undefined ? String(json) : json.length > MAX_PREVIEW ? json.slice(0, MAX_PREVIEW) + '…' : json
   } catch {
     return '[unreadable]'
   }
+}
+
+/** Past this many members, `preview` cuts an object or array before JSON.stringify walks it. */
+const CUT_MEMBERS = 32
+
+/**
+ * `value` with only the members whose text could still fit in `room`
+ * characters: the same text as far as `preview` keeps it, since a member is
+ * left out only when the fewest characters those before it write already
+ * exceed `room`. Each member kept is read once; those left out never are.
+ * Small values are returned as they are.
+ */
+function keptMembers (value: object, room: number): object {
+  if (Array.isArray(value)) {
+    if (value.length <= CUT_MEMBERS) return value
+    let fewest = 0
+    let n = 0
+    const kept: unknown[] = []
+    while (n < value.length && fewest <= room) {
+      const member: unknown = value[n++]
+      kept.push(member)
+      fewest += leastText(member)
+    }
+    return n === value.length ? value : kept
+  }
+  const keys = Object.keys(value)
+  if (keys.length <= CUT_MEMBERS) return value
+  // No prototype: a member named __proto__ stays a member.
+  const kept = Object.create(null) as Record<string, unknown>
+  let fewest = 0
+  for (const key of keys) {
+    if (fewest > room) break
+    const member = (value as Record<string, unknown>)[key]
+    kept[key] = member
+    const text = leastText(member)
+    if (text > 0) fewest += text + key.length + 3
+  }
+  return kept
+}
+
+/** The fewest characters a member's value writes, before its `toJSON` (one that may drop it counts nothing). */
+function leastText (member: unknown): number {
+  if (typeof member === 'object' && member !== null && typeof (member as { toJSON?: unknown }).toJSON === 'function') return 0
+  return lowerBound(member)
 }
 
 /** The fewest characters JSON writes for `v` itself (its members count on their own). */

@@ -224,3 +224,78 @@ t.test('preview: the same text as cutting the whole JSON, for values of any size
   t.equal(preview({ a: 1, b: [1, 2] }), '{"a":1,"b":[1,2]}')
   t.equal(preview({ f: () => 1, s: Symbol('s'), u: undefined, n: 1, b: true, z: null }), '{"n":1,"b":true,"z":null}')
 })
+
+// The algorithms before large values were cut early, as oracles: preview
+// walked every member; detailsJson rendered everything before it measured.
+function previewWalkingAll (value: object): string {
+  const seen = new WeakSet<object>()
+  let written = 0
+  const least = (v: unknown): number => typeof v === 'string' ? v.length + 2 : typeof v === 'object' ? (v === null ? 4 : 2) : typeof v === 'number' || typeof v === 'boolean' ? 1 : 0
+  const json = JSON.stringify(value, function (this: unknown, key, v: unknown) {
+    if (written > 1000) return undefined
+    if (typeof v === 'bigint') v = `${v}n`
+    else if (typeof v === 'object' && v !== null) {
+      if (seen.has(v)) v = '[Circular]'
+      else seen.add(v)
+    }
+    written += least(v) + (Array.isArray(this) || v === undefined || typeof v === 'function' || typeof v === 'symbol' ? 0 : key.length + 3)
+    return v
+  }) as string | undefined
+  return json === undefined ? String(json) : json.length > 1000 ? json.slice(0, 1000) + '…' : json
+}
+
+const wideMember = fc.oneof(
+  fc.string({ maxLength: 30 }), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined),
+  fc.constantFrom(1n as unknown, new Date(0), { toJSON: () => undefined }, { toJSON: () => 'x'.repeat(50) }, () => 1, Symbol('s')),
+  fc.array(fc.integer(), { maxLength: 40 }),
+  fc.dictionary(fc.string({ maxLength: 3 }), fc.string({ maxLength: 20 }), { maxKeys: 40 })
+)
+const wideValue = fc.oneof(
+  fc.array(wideMember, { minLength: 20, maxLength: 400 }),
+  fc.array(fc.tuple(fc.string({ maxLength: 12 }), wideMember), { minLength: 20, maxLength: 400 }).map(entries => Object.fromEntries(entries) as object)
+)
+
+t.test('preview: large objects and arrays are cut before JSON.stringify walks them, to the same text', async t => {
+  fc.assert(fc.property(wideValue, value => {
+    t.equal(preview(value), previewWalkingAll(value))
+  }), { numRuns: RUNS })
+  let reads = 0
+  const wide: Record<string, unknown> = {}
+  for (let i = 0; i < 2000; i++) Object.defineProperty(wide, `k${i}`, { enumerable: true, get () { reads++; return 'v'.repeat(20) } })
+  t.equal(preview(wide), previewWalkingAll({ ...wide }))
+  reads = 0
+  preview(wide)
+  t.ok(reads > 0 && reads < 100, `members past the kept text are never read (${reads} of 2,000 read)`)
+  const dates = Array.from({ length: 100 }, () => new Date(0))
+  t.equal(preview(dates), JSON.stringify(dates).slice(0, 1000) + '…', 'a member with toJSON counts nothing before it runs: none is cut too early')
+  const small = Array.from({ length: 40 }, (_, i) => i)
+  t.equal(preview(small), JSON.stringify(small), 'a large array that fits is kept whole')
+  t.equal(preview(JSON.parse(`{${Array.from({ length: 40 }, (_, i) => `"__proto__${i}":1`).join(',')},"__proto__":2}`)).endsWith('"__proto__":2}'), true, 'a member named __proto__ stays a member')
+})
+
+t.test('detailsJson: details that cannot fit are dropped before they are rendered, with the same answer', async t => {
+  fc.assert(fc.property(wideValue.filter(v => !Array.isArray(v)), fc.constantFrom(100, 1000, 5000, DEFAULT_MAX_DETAILS_BYTES), (details, limit) => {
+    const record = details as Record<string, unknown>
+    const reference = detailsJson(record, 2 ** 30)
+    const expected = typeof reference === 'string' && Buffer.byteLength(reference) > limit ? TOO_LARGE : reference
+    const actual = detailsJson(record, limit)
+    let renders = true
+    try { JSON.stringify(record) } catch { renders = false }
+    // Details that cannot be rendered (a BigInt) are dropped either way: as too large when the rest already is.
+    if (!renders) t.ok(actual === undefined || actual === TOO_LARGE)
+    else t.equal(actual, expected)
+  }), { numRuns: RUNS })
+  let reads = 0
+  const wide: Record<string, unknown> = {}
+  for (let i = 0; i < 5000; i++) Object.defineProperty(wide, `field${i}`, { enumerable: true, get () { reads++; return `value ${i}` } })
+  t.equal(detailsJson(wide), TOO_LARGE)
+  t.ok(reads < 1000, `only the members it takes to exceed the default 16 KiB are read (${reads} of 5,000)`)
+  const text = JSON.stringify(wide)
+  reads = 0
+  t.equal(detailsJson(wide, 2 * 1024 * 1024), text, 'above 1 MiB the details are rendered directly')
+  t.equal(reads, 5000, 'each member read once')
+  const reserved: Record<string, unknown> = { ok: 1 }
+  for (let i = 0; i < 400; i++) reserved[`gone${i}`] = undefined
+  for (const name of ['type', 'status', 'detailsOmitted']) reserved[name] = 'x'.repeat(200)
+  t.equal(detailsJson(reserved, 300), '{"ok":1}', 'members JSON drops and reserved members count nothing')
+})

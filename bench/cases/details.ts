@@ -1,4 +1,4 @@
-import { bareApp } from '../lib/app.js'
+import { bareApp, withLogger } from '../lib/app.js'
 import type { Server } from '../lib/child.js'
 import type { Harness } from '../lib/harness.js'
 import { request } from 'undici'
@@ -12,7 +12,11 @@ import type { Case, Row } from '../lib/types.js'
 // `JSON.stringify(details)` with status 400 (the cost of rendering the same
 // data at all). faultline renders them under `maxDetailsBytes` raised out of
 // the way (linearity), and under the default bound (16 KiB), where 1,000 and
-// 10,000 members are dropped for `detailsOmitted`.
+// 10,000 members are dropped for `detailsOmitted`. Logger off, as issue 16
+// sets the sweep: what is measured is the rendering. (At info, a 4xx line
+// also carries a preview of the details, cut to 1,000 characters before it
+// is rendered: its one cost that grows with them is listing the members of
+// a large object.)
 
 export const SIZES: readonly number[] = [10, 1000, 10_000]
 const CONCURRENCY = 4
@@ -54,7 +58,7 @@ export const detailsSweep: Case = {
   requires: ['http'],
   async build (ctx) {
     const bySize = new Map(SIZES.map(n => [n, details(n)]))
-    const app = bareApp(ctx)
+    const app = bareApp(withLogger(ctx, 'off'))
     if (ctx.variant === 'baseline') {
       app.get('/bare/:n', async (request) => {
         throw Object.assign(new Error('bad input'), { statusCode: 400, details: bySize.get(size(request.params)) })
