@@ -42,3 +42,16 @@ export function replySymbol (reply: object, description: ReplySymbolDescription)
   }
   return undefined
 }
+
+/**
+ * Whether `reply` holds the private symbol with `description` as an own
+ * property: `replySymbol(reply, description) !== undefined`, without a
+ * search once the symbol is known (a reply that does not hold it is the
+ * common answer here). The one difference: once it is known, a reply of
+ * another copy of Fastify answers false.
+ */
+export function holdsReplySymbol (reply: object, description: ReplySymbolDescription): boolean {
+  const known = found.get(description)
+  if (known !== undefined) return Object.hasOwn(reply, known)
+  return replySymbol(reply, description) !== undefined
+}

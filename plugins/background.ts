@@ -4,6 +4,7 @@ import { TaskQueue, type BackgroundTaskFn, type QueueStats, type RetryPolicy, ty
 import { FaultlineInvalidOptionError, FaultlineInvalidTaskDefinitionError, FaultlineInvalidTaskError } from '../lib/errors.js'
 import { PluginOptions, whyInvalidMs } from '../lib/options.js'
 import { h2Completed, h2Stream } from '../lib/h2-response.js'
+import { holdsReplySymbol, REPLY_NEXT_ERROR_HANDLER } from '../lib/fastify-private.js'
 import { describe, ServiceUnavailableError, type Fault } from '../lib/fault.js'
 import { toFault } from '../lib/normalize.js'
 import {
@@ -215,6 +216,21 @@ function finished (raw: FastifyReply['raw'] & { isLightMyRequest?: boolean }): b
  * (Node's parser sets `upgrade` on the request; @types/node omits it:
  * test/dependency-internals.test.ts checks it.)
  */
+/**
+ * Whether the route failed: Fastify's error handling ran for this reply (the
+ * error handler produces the response, and the work meant to follow a
+ * success must not run). Fastify sets its next-error-handler slot on a reply
+ * before it calls the first error handler, as it runs onError hooks: read
+ * here when a task is scheduled or the response closes, so a route that
+ * schedules nothing pays nothing on its error path (an onError hook would run
+ * for every error of every route).
+ */
+function routeFailed (reply: FastifyReply): boolean {
+  return holdsReplySymbol(reply, REPLY_NEXT_ERROR_HANDLER)
+}
+
+const ROUTE_FAILED = 'the route failed'
+
 function upgraded (request: FastifyRequest): boolean {
   return (request.raw as { upgrade?: boolean }).upgrade === true
 }
@@ -273,7 +289,7 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
   // Requests whose route failed before they scheduled anything share one
   // dropped lane: the error path allocates nothing for them.
   const failedRoute = queue.lane(undefined)
-  queue.drop(failedRoute, 'the route failed')
+  queue.drop(failedRoute, ROUTE_FAILED)
 
   function skip (request: FastifyRequest, lane: Lane, reason: string): void {
     const count = queue.drop(lane, reason)
@@ -287,6 +303,15 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
    */
   function laneFor (request: FastifyRequest, reply: FastifyReply | undefined): Lane {
     const existing = storedLane(request)
+    if (reply !== undefined && routeFailed(reply)) {
+      // Scheduled after the failure, or the first word of it for tasks scheduled before.
+      if (existing === null) {
+        setLane(request, failedRoute)
+        return failedRoute
+      }
+      skip(request, existing, ROUTE_FAILED)
+      return existing
+    }
     if (existing !== null) return existing
     const lane = queue.lane(request)
     setLane(request, lane)
@@ -297,7 +322,8 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
       // alone when it was cut short.
       const raw = reply.raw
       raw.once('close', () => {
-        if (finished(raw)) queue.open(lane)
+        if (routeFailed(reply)) skip(request, lane, ROUTE_FAILED)
+        else if (finished(raw)) queue.open(lane)
         else skip(request, lane, 'the response was not completed')
       })
     }
@@ -363,15 +389,6 @@ async function faultlineBackground_ (fastify: FastifyInstance, opts: FaultlineBa
     if (typeof task === 'string') return scheduleNamed(this.request, this, task, options)
     return schedule(this.request, this, task, options)
   } as FastifyReply['background'])
-
-  // The route failed: the error handler produces the response, and the work
-  // meant to follow a success must not run.
-  fastify.addHook('onError', function faultlineBackgroundOnError (request, _reply, _error, done) {
-    const lane = storedLane(request)
-    if (lane !== null) skip(request, lane, 'the route failed')
-    else setLane(request, failedRoute)
-    done()
-  })
 
   fastify.addHook('onReady', function faultlineBackgroundOnReady (done) {
     started = true

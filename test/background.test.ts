@@ -206,6 +206,42 @@ t.test('when the route fails, its tasks are skipped and that is logged at debug'
   ])
 })
 
+t.test('a route that schedules nothing pays nothing on its error path: no hook of faultlineBackground on any route', async t => {
+  const { app } = await build(t)
+  app.get('/plain', async () => { throw new NotFoundError('nothing') })
+  await app.ready()
+  t.notMatch(app.printRoutes({ includeHooks: true }), /faultline/i, 'no faultline hook on a plain route')
+  t.equal((await app.inject('/plain')).statusCode, 404)
+})
+
+t.test('a failure a scope\'s own error handler recovers from (200) still skips the tasks, before and after it, over a real socket', async t => {
+  const { app } = await build(t)
+  const ran: string[] = []
+  const results: boolean[] = []
+  await app.register(async (scope) => {
+    scope.setErrorHandler(async (_error, _request, reply) => {
+      results.push(reply.background(() => { ran.push('in-handler') }, { name: 'in-handler' }))
+      return { recovered: true }
+    })
+    scope.get('/recovers', async (request, reply) => {
+      results.push(reply.background(() => { ran.push('before') }, { name: 'before' }))
+      throw new Error('recovered from')
+    })
+    scope.get('/fine', async (request, reply) => {
+      results.push(reply.background(() => { ran.push('fine') }, { name: 'fine' }))
+      return { ok: true }
+    })
+  })
+  const url = await listen(app)
+  const res = await fetch(url + '/recovers')
+  t.equal(res.status, 200)
+  t.same(await res.json(), { recovered: true })
+  t.equal((await fetch(url + '/fine')).status, 200)
+  await app.faultline.background.idle()
+  t.same(ran, ['fine'], 'only the route that did not fail ran its task')
+  t.same(results, [true, false, true], 'accepted before the failure, skipped after it')
+})
+
 t.test('a streamed route: tasks run after the stream ended, and are skipped when it broke mid-way', async t => {
   const { app, logs } = await build(t)
   const ran: string[] = []

@@ -11,7 +11,7 @@ import fastifySse from '@fastify/sse'
 import fastifyWebsocket from '@fastify/websocket'
 import WebSocket from 'ws'
 import { Transform, type TransformCallback } from 'node:stream'
-import { REPLY_HEADERS, REPLY_NEXT_ERROR_HANDLER, REPLY_SYMBOLS, replySymbol } from '../lib/fastify-private.js'
+import { holdsReplySymbol, REPLY_HEADERS, REPLY_NEXT_ERROR_HANDLER, REPLY_SYMBOLS, replySymbol } from '../lib/fastify-private.js'
 import { chainEnd, handFailuresTo, type ChainedErrorHandler } from '../lib/error-chain.js'
 import { guardProcess } from './helpers/guard.js'
 import { waitFor } from './helpers/ws-client.js'
@@ -25,7 +25,7 @@ const INTERNALS = {
   },
   nextErrorHandler: {
     where: `fastify: reply[Symbol(${REPLY_NEXT_ERROR_HANDLER})] (kReplyNextErrorHandler), the next handler object of the error chain ({ func }, next = its prototype; no func: Fastify's last resort)`,
-    breaks: 'a problem that fails in an onSend hook reaches Fastify\'s default handler (plain JSON with the hook\'s message) instead of faultlineHttp\'s direct write (lib/error-chain.ts handFailuresTo)'
+    breaks: 'a problem that fails in an onSend hook reaches Fastify\'s default handler (plain JSON with the hook\'s message) instead of faultlineHttp\'s direct write (lib/error-chain.ts handFailuresTo); faultlineBackground no longer sees that a route failed (plugins/background.ts routeFailed): its tasks run after an error response'
   },
   sseContext: {
     where: '@fastify/sse: reply.sse, one SSEContext per request set before the handler runs, whose own writable `serializer` send() and stream() use',
@@ -82,6 +82,15 @@ t.test('replySymbol: a private reply symbol by description among the reply\'s ow
   const other = Symbol(REPLY_NEXT_ERROR_HANDLER)
   t.equal(replySymbol({ [other]: 3 }, REPLY_NEXT_ERROR_HANDLER), other, 'another copy of Fastify: its own symbol')
   t.equal(replySymbol({ [mine]: 4 }, REPLY_HEADERS), undefined, 'one entry per description')
+})
+
+t.test('holdsReplySymbol: whether the reply holds it, searched for only until it is known', async t => {
+  const first = Symbol(REPLY_HEADERS)
+  t.equal(holdsReplySymbol({}, REPLY_HEADERS), false, 'unknown and absent: searched, not found')
+  t.equal(holdsReplySymbol({ [first]: 1 }, REPLY_HEADERS), true, 'found by description')
+  t.equal(holdsReplySymbol({ [first]: undefined }, REPLY_HEADERS), true, 'known: own, whatever it holds')
+  t.equal(holdsReplySymbol({ [Symbol(REPLY_HEADERS)]: 1 }, REPLY_HEADERS), false, 'known: a reply of another copy of Fastify answers false')
+  t.equal(holdsReplySymbol(Object.create({ [first]: 1 }) as object, REPLY_HEADERS), false, 'inherited, not own')
 })
 
 t.test('fastify: every private reply symbol faultline reads is one Fastify sets', async t => {
