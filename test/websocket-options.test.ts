@@ -4,6 +4,10 @@ import fastifyWebsocket from '@fastify/websocket'
 import { faultlineHttp } from '../plugins/http.js'
 import { faultlineWebsocket, type FaultlineWebsocketOptions } from '../plugins/websocket.js'
 import { guardProcess } from './helpers/guard.js'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import WebSocket from 'ws'
+import { ConflictError } from '../lib/fault.js'
 
 guardProcess(t)
 
@@ -116,4 +120,46 @@ t.test('it forwards its websocket option to @fastify/websocket', async t => {
   await app.ready()
   t.equal(app.websocketServer.options.maxPayload, 1234)
   t.ok(app.hasPlugin('@fastify/websocket'))
+})
+
+t.test('registered in the scope of the socket routes: the other routes carry no hook at all, and the socket routes still fail with frames', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(faultlineHttp)
+  app.get('/plain', async () => ({ ok: true }))
+  await app.register(async (sockets) => {
+    await sockets.register(faultlineWebsocket)
+    sockets.get('/chat', { websocket: true }, (socket) => {
+      socket.on('message', () => { throw new ConflictError('taken') })
+    })
+  }, { prefix: '/live' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const routes = app.printRoutes({ includeHooks: true, commonPrefix: false })
+  t.ok(routes.indexOf('plain (GET)') !== -1 && routes.indexOf('plain (GET)') < routes.indexOf('live/chat'), routes)
+  const plain = routes.slice(routes.indexOf('plain (GET)'), routes.indexOf('live/chat'))
+  t.notMatch(plain, /onRequest|onResponse|onError/, 'no hook on /plain')
+  t.match(routes.slice(routes.indexOf('live/chat')), /onRequest/, '@fastify/websocket\'s hooks on the socket route')
+  const { port } = app.server.address() as AddressInfo
+  t.same(await (await fetch(`http://127.0.0.1:${port}/plain`)).json(), { ok: true })
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/live/chat`)
+  t.teardown(() => socket.terminate())
+  await once(socket, 'open')
+  socket.send('x')
+  const [frame] = await once(socket, 'message') as [Buffer]
+  t.match(JSON.parse(String(frame)), { type: 'error', error: { status: 409, code: 'CONFLICT', instance: '/live/chat' } })
+})
+
+t.test('registered at the root: a plain route carries @fastify/websocket\'s two hooks and none of faultline\'s', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(faultlineHttp)
+  await app.register(faultlineWebsocket)
+  app.get('/plain', async () => ({ ok: true }))
+  await app.ready()
+  const routes = app.printRoutes({ includeHooks: true, commonPrefix: false })
+  t.ok(routes.indexOf('plain (GET)') !== -1 && routes.indexOf('plain (GET)') < routes.indexOf('plain (HEAD)'), routes)
+  const plain = routes.slice(routes.indexOf('plain (GET)'), routes.indexOf('plain (HEAD)'))
+  t.match(plain, /onRequest/)
+  t.match(plain, /onResponse/)
+  t.notMatch(plain, /onError|faultline/i)
 })

@@ -34,27 +34,32 @@ async function peersApp (ctx: ServerContext, peers: { websocket?: boolean } = {}
   return app
 }
 
+/**
+ * Case 1: every faultline plugin at the root vs bare Fastify, reported: it
+ * counts the hooks @fastify/websocket adds to every route of the scope it is
+ * registered in (an onRequest and an onResponse hook; case 2w measures them
+ * alone), which are its own cost, as issue 16 sets it.
+ */
 export const happyPath: Case = {
   id: '1',
-  title: 'happy path JSON route: every faultline plugin found vs bare Fastify',
+  title: 'happy path JSON route: every faultline plugin found vs bare Fastify (includes @fastify/websocket\'s own hooks)',
   requires: ['http'],
   async build (ctx) {
     const app = ctx.variant === 'baseline' ? bareApp(ctx) : await faultlineApp(ctx, 'all')
     app.get('/json', async () => ({ hello: 'world' }))
     return app
   },
-  bench: h => httpRows(h, '1 happy path', '/json', 200, 0.99)
+  bench: h => httpRows(h, '1 happy path vs bare Fastify', '/json', 200, undefined)
 }
 
 /**
- * Case 1 again, with the baseline carrying the peer plugins faultline
- * registers (@fastify/websocket adds an onRequest and an onResponse hook to
- * every route): what is left is faultline's own cost.
+ * Case 1b, the target: case 1 with the baseline carrying the peer plugins
+ * faultline registers, as the error-path cases have it. What is left is
+ * faultline's own cost.
  */
 export const happyPathPeers: Case = {
   id: '1b',
   title: 'happy path JSON route: every faultline plugin found vs Fastify with the same peer plugins',
-  fullOnly: true,
   requires: ['http'],
   async build (ctx) {
     if (ctx.variant === 'faultline') return happyPath.build(ctx)
@@ -62,7 +67,7 @@ export const happyPathPeers: Case = {
     app.get('/json', async () => ({ hello: 'world' }))
     return app
   },
-  bench: async h => (await httpRows(h, '1b happy path vs same peers', '/json', 200, undefined)).map(r => ({ ...r, detail: true }))
+  bench: h => httpRows(h, '1b happy path vs same peers', '/json', 200, 0.99)
 }
 
 // Cases 2 and 3: the error path, against Fastify's default error handler.
