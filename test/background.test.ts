@@ -204,6 +204,7 @@ t.test('when the route fails, its tasks are skipped and that is logged at debug'
     { task: 'late', msg: 'faultline: background task skipped: the route failed' },
     { task: 'after-failure', msg: 'faultline: background task skipped: the route failed' }
   ])
+  t.equal(debug.length, 3, 'one line per skip, nothing more')
 })
 
 t.test('a route that schedules nothing pays nothing on its error path: no hook of faultlineBackground on any route', async t => {

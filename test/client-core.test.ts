@@ -320,6 +320,7 @@ t.test('connectSocket: options, binary and malformed frames, closes in every sta
   t.equal(await s.closed, undefined, 'a 1000 close from the server: normal')
   t.same(messages, [new Uint8Array([1]), 'plain'])
   t.match(faults, [{ code: 'BAD_GATEWAY', message: /not JSON/ }])
+  t.equal(faults.length, 1, 'only the malformed frame is a fault')
   s.close()
   t.equal(made.length, 1)
 

@@ -283,6 +283,7 @@ t.test('debug: true adds the real message, stack and cause chain', async t => {
   t.equal(body.detail, 'db password=hunter2')
   t.match(body.stack, /InternalError/)
   t.match(body.cause, [{ message: 'db password=hunter2' }, { message: 'ECONNREFUSED 10.0.0.1' }])
+  t.equal(body.cause.length, 2, 'the whole chain, nothing more')
 })
 
 t.test('debug: true under NODE_ENV=production warns loudly at register time, once', async t => {

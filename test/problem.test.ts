@@ -68,6 +68,7 @@ t.test('debug adds the real message, stack and cause chain', async t => {
   t.match(p.stack, /^InternalError: db password=hunter2/)
   t.equal(p.q, 1)
   t.match(p.cause, [{ name: 'Error', message: 'middle' }, { name: 'Error', message: 'root cause', code: 'EROOT' }])
+  t.equal(p.cause?.length, 2, 'the whole chain, nothing more')
   t.equal(toProblem(new NotFoundError(), { debug: true }).cause, undefined, 'no cause, no member')
   const noStack = new NotFoundError()
   Object.defineProperty(noStack, 'stack', { value: undefined })

@@ -222,6 +222,7 @@ t.test('an adopted error logs its own name and stack at the top; a wrapped fault
   t.equal(own.name, 'InternalError')
   t.equal(own.stack, wrapped.stack)
   t.match(own.cause, [{ name: 'TypeError', stack: thrown.stack }, { name: 'RangeError' }])
+  t.equal((own.cause as unknown[]).length, 2, 'the whole chain, nothing more')
 
   const lazily = fakeLogger(undefined, false)
   const reportLazily = createReport({ reporters: [], log: lazily })
@@ -258,6 +259,7 @@ t.test('a logger without isLevelEnabled (Fastify\'s logger: false) gets stacks c
   t.match(err.stack, /InternalError: x/, 'computed on first read')
   t.equal(Object.getOwnPropertyDescriptor(err, 'stack')!.value, err.stack, 'then kept as a plain value')
   t.match(err.cause, [{ message: 'root' }])
+  t.equal((err.cause as unknown[]).length, 1)
   t.match(JSON.parse(JSON.stringify(err)), { name: 'InternalError', stack: /InternalError/, cause: [{ message: 'root' }] }, 'serializers see them')
 
   report(new InternalError('no cause'), { transport: 'http', phase: 'before-response' })

@@ -155,6 +155,7 @@ t.test('a hostile id, event or retry is refused: one error event after the first
     t.match(before.headers['content-type'], /^application\/problem\+json/)
     t.match(JSON.parse(before.body), { status: 500, code: 'INTERNAL' })
     t.match(seen.map(s => [s.fault.message, s.context.phase]), [[why, 'before-response']])
+    t.equal(seen.length, 1, `${name} /before: reported once`)
   }
   t.equal(app.faultline.sse.open, 0, 'no stream left open')
 })

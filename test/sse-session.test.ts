@@ -249,6 +249,7 @@ t.test('shutdown: a 503 to every open stream, then the ones that do not close ar
   writing.response.end = function () { this.writableEnded = true }
   await sessions.shutdown(20)
   t.match(writing.reports, [['SERVER_SHUTDOWN', 'mid-stream', { reason: 'shutdown', level: 'info' }]])
+  t.equal(writing.reports.length, 1, 'reported once')
   t.ok(writing.response.destroyed, 'cut after closeTimeout')
   t.same(fresh.before.map(f => f.code), ['SERVER_SHUTDOWN'], 'no event yet: the error path')
   t.same(ended.reports, [], 'an ending response only flushes')

@@ -406,6 +406,7 @@ t.test('idleTimeout: a silent source fails with GatewayTimeoutError', async t =>
   const nd = await fetch(s.url + '/ndjson')
   const lines = (await nd.text()).split('\n').filter(Boolean).map(l => JSON.parse(l))
   t.match(lines, [{ type: 'data', data: { n: 1 } }, { type: 'error', error: { status: 504, code: 'GATEWAY_TIMEOUT' } }])
+  t.equal(lines.length, 2, 'one data record, one error record, nothing after it')
 
   t.equal((await fetch(s.url + '/default')).status, 504, 'the plugin option is the default')
   t.equal((await fetch(s.url + '/opening')).status, 504, 'waiting for the source to open counts as idle')

@@ -28,6 +28,7 @@ t.test('a client that drops the connection is a client abort, at debug', async t
   t.equal(code, 1006)
   t.match(await reportOf('CLIENT_CLOSED'), { transport: 'websocket', phase: 'mid-stream' })
   t.match(logs.faults(), [{ level: 20, fault: { code: 'CLIENT_CLOSED', status: 499 } }])
+  t.equal(logs.faults().length, 1, 'logged once')
   t.same(errorLines(), [])
 })
 

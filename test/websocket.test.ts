@@ -135,6 +135,7 @@ t.test('a message listener that rejects with a 4xx: error frame, the socket stay
   client.ws.send('invalid')
   const f = frame(await client.next())
   t.match(f, { type: 'error', error: { status: 400, code: 'VALIDATION', detail: 'name is required', errors: [{ instancePath: '/name' }] } })
+  t.equal((f.error.errors as unknown[]).length, 1, 'the one issue thrown, nothing added')
   client.ws.send('hello')
   t.equal(await client.next(), 'echo:hello', 'still open, answers the next message')
   t.match(await reportOf('VALIDATION'), { transport: 'websocket', phase: 'message' })

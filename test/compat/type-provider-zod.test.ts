@@ -46,6 +46,7 @@ t.test('fastify-type-provider-zod: a failed schema is a ValidationError with the
   const q = query.json()
   t.match(q, { status: 400, code: 'VALIDATION', in: 'querystring' })
   t.match(q.errors, [{ instancePath: '/name', keyword: 'too_small', message: /4/, params: { minimum: 4 } }])
+  t.equal(q.errors.length, 1, 'the one zod issue')
 
   const body = await app.inject({ method: 'POST', url: '/users?name=Ada%20L', payload: { age: -1, email: 'nope' } })
   t.equal(body.statusCode, 400)

@@ -136,6 +136,7 @@ demo.test('WebSocket: an error frame keeps the socket open; a fatal fault closes
   const o = await run(t, page, 'websocket')
   t.same(o.frames.map((f: any) => f.type), ['echo', 'echo'])
   t.match(o.faults, [{ className: 'BadRequestError', status: 400, message: /Messages must be JSON/ }, { className: 'InternalError', status: 500, message: 'Internal Server Error' }])
+  t.equal(o.faults.length, 2, 'one fault per failing message, nothing more')
   t.notMatch(JSON.stringify(o), /redis-2/, 'the 5xx message stays on the server')
   t.match(o.final, { className: 'InternalError', code: 'INTERNAL' })
   t.same(o.close, { code: 1011, reason: 'INTERNAL', wasClean: true })
