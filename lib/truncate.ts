@@ -4,8 +4,6 @@ import { h2Stream, type RawResponse } from './h2-response.js'
 /** How long a truncated (or failed and ended) response may wait, without progress, for a client that stopped reading. */
 export const TRUNCATE_GRACE_MS = 3000
 
-const EMPTY = Buffer.alloc(0)
-
 /**
  * Ends a response whose headers already went out so that the client sees an
  * incomplete body, never a clean end: every byte written so far is flushed,
@@ -32,26 +30,36 @@ export function truncateResponse (res: RawResponse, graceMs = TRUNCATE_GRACE_MS)
   socket.end()
 }
 
+/** How often a truncated HTTP/2 response checks whether its queued bytes have reached the socket. */
+const FLUSH_CHECK_MS = 5
+
 /**
- * HTTP/2: resets the stream once the bytes already written have left its
- * buffer (an empty write's callback runs after every earlier write), or
+ * HTTP/2: resets the stream once every byte already written has reached
+ * the socket (nothing left in the stream's writable queue: Node runs a
+ * write's callback only after the session wrote its DATA to the socket), or
  * after `graceMs`, whichever comes first. Never `end()`: that would send
- * `END_STREAM`, a clean end.
+ * `END_STREAM`, a clean end. Never an empty write as the signal: its
+ * callback runs once nghttp2 has framed the bytes before it, before they are
+ * written, and when Node batches it with earlier string writes (one writev)
+ * it frees their bytes then, so the client got freed memory (Node 20).
  */
 function resetStream (stream: ServerHttp2Stream, graceMs: number): void {
   if (stream.closed) return
-  const reset = (): void => {
-    clearTimeout(timer)
-    stream.close(constants.NGHTTP2_INTERNAL_ERROR)
-  }
   if (stream.writableLength === 0 || stream.writableEnded) {
     stream.close(constants.NGHTTP2_INTERNAL_ERROR)
     return
   }
+  const reset = (): void => {
+    clearTimeout(timer)
+    clearInterval(check)
+    stream.close(constants.NGHTTP2_INTERNAL_ERROR)
+  }
   const timer = setTimeout(reset, graceMs)
-  // The stream keeps its session open; the timer need not hold the process.
+  // No event says "written": a write's callback only lowers writableLength, so it is polled.
+  const check = setInterval(() => { if (stream.writableLength === 0 || stream.closed) reset() }, FLUSH_CHECK_MS)
+  // The stream keeps its session open; the timers need not hold the process.
   timer.unref()
-  stream.write(EMPTY, reset)
+  check.unref()
 }
 
 /**
