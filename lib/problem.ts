@@ -171,8 +171,7 @@ function surelyExceeds (details: Record<string, unknown>, limit: number): boolea
   let fewest = 2
   for (const key of keys) {
     if (NOT_DETAILS.has(key)) continue
-    const text = leastText(details[key])
-    if (text > 0) fewest += text + key.length + 3
+    fewest += leastMemberText(key, details[key])
     if (fewest > limit) return true
   }
   return false
@@ -300,7 +299,10 @@ export function preview (value: unknown): unknown {
       if (typeof v === 'bigint') v = `${v}n`
       else if (typeof v === 'object' && v !== null) {
         if (seen.has(v)) v = '[Circular]'
-        else fresh = seen.add(v) !== undefined
+        else {
+          seen.add(v)
+          fresh = true
+        }
       }
       written += lowerBound(v) + (Array.isArray(this) || v === undefined || typeof v === 'function' || typeof v === 'symbol' ? 0 : key.length + 3)
       // JSON.stringify calls this once per member, kept or not: a large
@@ -345,10 +347,15 @@ function keptMembers (value: object, room: number): object {
     if (fewest > room) break
     const member = (value as Record<string, unknown>)[key]
     kept[key] = member
-    const text = leastText(member)
-    if (text > 0) fewest += text + key.length + 3
+    fewest += leastMemberText(key, member)
   }
   return kept
+}
+
+/** The fewest characters `"key":value` writes in an object (nothing, for a value JSON may drop). */
+function leastMemberText (key: string, member: unknown): number {
+  const text = leastText(member)
+  return text > 0 ? text + key.length + 3 : 0
 }
 
 /** The fewest characters a member's value writes, before its `toJSON` (one that may drop it counts nothing). */

@@ -211,12 +211,6 @@ function finished (raw: FastifyReply['raw'] & { isLightMyRequest?: boolean }): b
 }
 
 /**
- * A WebSocket route's request: its reply is hijacked for the upgrade and its
- * raw response never written. The 101 went out before the handler ran.
- * (Node's parser sets `upgrade` on the request; @types/node omits it:
- * test/dependency-internals.test.ts checks it.)
- */
-/**
  * Whether the route failed: Fastify's error handling ran for this reply (the
  * error handler produces the response, and the work meant to follow a
  * success must not run). Fastify sets its next-error-handler slot on a reply
@@ -231,6 +225,12 @@ function routeFailed (reply: FastifyReply): boolean {
 
 const ROUTE_FAILED = 'the route failed'
 
+/**
+ * A WebSocket route's request: its reply is hijacked for the upgrade and its
+ * raw response never written. The 101 went out before the handler ran.
+ * (Node's parser sets `upgrade` on the request; @types/node omits it:
+ * test/dependency-internals.test.ts checks it.)
+ */
 function upgraded (request: FastifyRequest): boolean {
   return (request.raw as { upgrade?: boolean }).upgrade === true
 }
