@@ -106,7 +106,7 @@ const out = [
   `machine: ${machine}; ${pinning}; load average at end: ${load()}`,
   `faultline plugins registered in case 1: ${plugins.join(', ') || 'none'}; logger: ${logger === 'info' ? 'pino at info into /dev/null' : 'off'} (both variants)`,
   `faultline code under test: ${faultlineRoot}`,
-  `medians of ${settings.rounds} alternating rounds (baseline, faultline, baseline, ...); ratio = faultline median / baseline median (above 1 is better for rates, worse for latency and CPU); ${seconds.toFixed(0)} s in all`,
+  `medians of ${settings.rounds} rounds, one run per variant each, in alternating order (baseline first, then faultline first, ...); ratio = faultline median / baseline median (above 1 is better for rates, worse for latency and CPU); ${seconds.toFixed(0)} s in all`,
   '',
   renderTable(rows.filter(r => r.detail !== true)),
   ''

@@ -177,6 +177,25 @@ export const handWrittenCase: Case = {
   bench: h => httpRows(h, '2j thrown 404 vs a hand-written problem+json handler, logger off', '/widgets/42', 404, undefined)
 }
 
+/**
+ * Case 0, the noise floor: the same app as both variants (case 2o's
+ * baseline: Fastify's default handler, a thrown Error + statusCode 404, the
+ * same peers, logger off), run as every case is. Any ratio it reads away
+ * from 1.00x is the harness's and the machine's, not faultline's: a ratio
+ * of another row that close to 1.00x cannot be told from it. Reported.
+ */
+export const sameAppCase: Case = {
+  id: '0',
+  title: 'A/A noise floor: the same app (Fastify\'s default handler, a thrown Error + statusCode 404, same peers, logger off) as both variants',
+  requires: ['http'],
+  async build (context) {
+    const app = await peersApp(withLogger(context, 'off'))
+    app.get('/widgets/:id', NOT_FOUND_BASELINES.statusCode.route)
+    return app
+  },
+  bench: async h => (await httpRows(h, '0 A/A, the same app twice', '/widgets/42', 404, undefined)).map(r => r.unit === 'µs' ? { ...r, detail: false } : r)
+}
+
 export const errorPaths: readonly Case[] = [
   notFoundCase('2', 'statusCode', 'info', 1.0, false),
   notFoundCase('2o', 'statusCode', 'off', 1.0, false),

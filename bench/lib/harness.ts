@@ -1,6 +1,13 @@
 import { Server } from './child.js'
 import type { Settings, Variant } from './types.js'
 
+// The order of the two runs of a round, alternated round by round
+// (baseline first, then faultline first, ...): what one run leaves behind
+// for the next (the load generator's garbage, a warm or throttled core)
+// falls on both variants alike, not always on faultline's.
+const BASELINE_FIRST = ['baseline', 'faultline'] as const
+const FAULTLINE_FIRST = ['faultline', 'baseline'] as const
+
 export interface Measured<T> {
   value: T
   /** Server CPU time (user + system) spent during the run, in microseconds. */
@@ -47,9 +54,9 @@ export class Harness {
 
   /**
    * One untimed warm-up run per variant (JIT, lazy requires, socket pools),
-   * then `rounds` rounds (default: the settings') of baseline, faultline,
-   * baseline, faultline...: the
-   * machine's drift hits both sides alike. Each run also samples the
+   * then `rounds` rounds (default: the settings') of one run each, in
+   * alternating order (baseline first in even rounds, faultline first in
+   * odd ones): the machine's drift hits both sides alike. Each run also samples the
    * server's CPU time, a steadier figure than wall-clock rates.
    */
   async alternate<T> (servers: Record<Variant, Server>, once: (server: Server) => Promise<T>, rounds = this.settings.rounds): Promise<Record<Variant, Array<Measured<T>>>> {
@@ -57,7 +64,7 @@ export class Harness {
     await once(servers.faultline)
     const out: Record<Variant, Array<Measured<T>>> = { baseline: [], faultline: [] }
     for (let round = 0; round < rounds; round++) {
-      for (const variant of ['baseline', 'faultline'] as const) {
+      for (const variant of round % 2 === 0 ? BASELINE_FIRST : FAULTLINE_FIRST) {
         const server = servers[variant]
         const before = await server.cpu()
         const value = await once(server)
