@@ -72,6 +72,10 @@ function moved (internal: keyof typeof INTERNALS): string {
 
 guardProcess(t)
 
+// The two tests of the lookup itself stay first in this file: which symbol
+// is known is module state (lib/fastify-private.ts remembers what it found),
+// and the Fastify tests below teach it the real ones. Their first checks
+// count on nothing being known yet.
 t.test('replySymbol: a private reply symbol by description among the reply\'s own symbols, remembered, undefined when absent', async t => {
   const mine = Symbol(REPLY_NEXT_ERROR_HANDLER)
   t.equal(replySymbol({}, REPLY_NEXT_ERROR_HANDLER), undefined, 'not on the object')
