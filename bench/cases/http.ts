@@ -188,12 +188,8 @@ export const sameAppCase: Case = {
   id: '0',
   title: 'A/A noise floor: the same app (Fastify\'s default handler, a thrown Error + statusCode 404, same peers, logger off) as both variants',
   requires: ['http'],
-  async build (context) {
-    const app = await peersApp(withLogger(context, 'off'))
-    app.get('/widgets/:id', NOT_FOUND_BASELINES.statusCode.route)
-    return app
-  },
-  bench: async h => (await httpRows(h, '0 A/A, the same app twice', '/widgets/42', 404, undefined)).map(r => r.unit === 'µs' ? { ...r, detail: false } : r)
+  build: context => notFoundCase('2o', 'statusCode', 'off', undefined, false).build({ ...context, variant: 'baseline' }),
+  bench: h => httpRows(h, '0 A/A, the same app twice', '/widgets/42', 404, undefined)
 }
 
 export const errorPaths: readonly Case[] = [
