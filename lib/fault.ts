@@ -60,8 +60,10 @@ export function isFaultStatus (status: unknown): status is number {
 /**
  * The base of the taxonomy. Subclasses set the static `code`, `status` and
  * `title`; instances copy them so a fault is self-describing in logs and
- * reporters. Fields are plain assignments (readonly in types only): defining
- * properties per instance costs microseconds on the error path.
+ * reporters. Fields are plain assignments in the constructor (readonly in
+ * types only, and `declare`d: a class field would be defined on every
+ * instance before the constructor writes it again): defining properties per
+ * instance costs microseconds on the error path.
  */
 export class Fault<D extends FaultDetails = FaultDetails> extends Error {
   static code = 'INTERNAL'
@@ -72,14 +74,14 @@ export class Fault<D extends FaultDetails = FaultDetails> extends Error {
   static closeCode: number | undefined = undefined
   static detailsSchema: DetailsSchema | undefined = undefined
 
-  readonly code: string
-  readonly status: number
-  readonly title: string
-  readonly expose: boolean
-  readonly exposeDetails: boolean
-  readonly retryable: boolean
-  readonly retryAfter: number | undefined
-  readonly details: D | undefined
+  declare readonly code: string
+  declare readonly status: number
+  declare readonly title: string
+  declare readonly expose: boolean
+  declare readonly exposeDetails: boolean
+  declare readonly retryable: boolean
+  declare readonly retryAfter: number | undefined
+  declare readonly details: D | undefined
   declare readonly cause: unknown
   /** Set on a fault the client rehydrated (`faultFromProblem`): the problem body as received, e.g. `fault.problem.requestId`. */
   declare readonly problem?: Partial<ProblemDetails> | undefined

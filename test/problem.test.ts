@@ -3,6 +3,7 @@ import { toProblem, stringifyProblem, NotFoundError, InternalError, ValidationEr
 import fc from 'fast-check'
 import { causeChain, detailsJson, preview, wellFormed, DEFAULT_MAX_DETAILS_BYTES, TOO_LARGE } from '../lib/problem.js'
 import { renderProblem } from '../lib/problem-json.js'
+import { escapeLineSeparators } from '../lib/json-line.js'
 import { nastyString, RUNS } from './helpers/arbitraries.js'
 import { guardProcess } from './helpers/guard.js'
 
@@ -105,6 +106,23 @@ t.test('stringifyProblem: one line of valid JSON, always', async t => {
   const validation = toFault(Object.assign(new Error('bad'), { validation: [{ instancePath: '/a', message: 'm' }] }))
   t.same(JSON.parse(stringifyProblem(toProblem(validation))).errors, [{ instancePath: '/a', message: 'm' }])
   t.ok(validation instanceof ValidationError)
+})
+
+t.test('stringifyProblem: the standard members as JSON.stringify writes them, in their order; other types coerced as before', async t => {
+  const ORDER = ['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter'] as const
+  const oracle = (p: Record<string, unknown>): string => escapeLineSeparators(JSON.stringify(Object.fromEntries(ORDER.filter(k => p[k] !== undefined).map(k => [k, p[k]]))))
+  const optional = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(arb, { nil: undefined })
+  fc.assert(fc.property(
+    fc.record({ type: nastyString, title: nastyString, status: fc.integer({ min: 400, max: 599 }), detail: nastyString, instance: optional(nastyString), code: nastyString, requestId: optional(nastyString), retryAfter: optional(fc.nat()) }),
+    problem => stringifyProblem(problem) === oracle(problem)
+  ), { numRuns: RUNS })
+  t.pass('written directly, the same text for any strings (escapes, surrogates, separators, long ones)')
+  // A member of another type (a custom genReqId may return a number) takes
+  // the compiled serializer, which coerces as it always did.
+  const base = toProblem(new NotFoundError('m'), { requestId: 'r' })
+  t.equal(JSON.parse(stringifyProblem({ ...base, requestId: 42 as unknown as string })).requestId, '42', 'a number request id is written as a string')
+  t.equal(JSON.parse(stringifyProblem({ ...base, retryAfter: 1.5 })).retryAfter, 1, 'a fractional retryAfter is truncated to an integer')
+  t.equal(stringifyProblem(base), oracle(base as unknown as Record<string, unknown>))
 })
 
 t.test('stringifyProblem: toJSON behaves as JSON says, and never breaks the line', async t => {
