@@ -106,7 +106,7 @@ const out = [
   `machine: ${machine}; ${pinning}; load average at end: ${load()}`,
   `faultline plugins registered in case 1: ${plugins.join(', ') || 'none'}; logger: ${logger === 'info' ? 'pino at info into /dev/null' : 'off'} (both variants)`,
   `faultline code under test: ${faultlineRoot}`,
-  `medians of ${settings.rounds} rounds, one run per variant each, in alternating order (baseline first, then faultline first, ...); ratio = faultline median / baseline median (above 1 is better for rates, worse for latency and CPU); ${seconds.toFixed(0)} s in all`,
+  `${settings.rounds} rounds per case: plain HTTP cases (0-3) run both variants at once each round and give the median of the rounds' ratios; the others run one variant at a time, in alternating order (baseline first, then faultline first, ...), and give faultline median / baseline median. Above 1 is better for rates, worse for latency and CPU; ${seconds.toFixed(0)} s in all`,
   '',
   renderTable(rows.filter(r => r.detail !== true)),
   ''

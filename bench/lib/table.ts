@@ -2,11 +2,14 @@ import { fmt, median } from './stats.js'
 import type { Row } from './types.js'
 
 /**
- * Median faultline over median baseline. (Per-round ratios were tried: under
- * bursty load from other processes a single round's pair is no more alike
- * than any two runs, and their median swung more than this.)
+ * Median faultline over median baseline, for rounds run in turn (per-round
+ * ratios were tried there: under bursty load from other processes a round's
+ * two runs, seconds apart, are no more alike than any two, and their median
+ * swung more than this). For rounds that ran both variants at once, the
+ * median of the rounds' ratios: there each pair saw the same machine.
  */
 export function ratioOf (row: Row): number {
+  if (row.paired === true) return median(row.faultline.map((value, i) => value / row.baseline[i]!))
   return median(row.faultline) / median(row.baseline)
 }
 

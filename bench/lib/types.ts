@@ -35,6 +35,11 @@ export interface Row {
   target?: number | undefined
   baseline: number[]
   faultline: number[]
+  /**
+   * Each round ran both variants at once (`Harness.together`): the ratio is
+   * the median of the rounds' own ratios, not of the two medians.
+   */
+  paired?: boolean
   /** Secondary metrics go to the detail table. */
   detail?: boolean
   /** Overrides the ratio-based verdict (churn rows). */
