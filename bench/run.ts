@@ -1,8 +1,9 @@
 // npm run bench [-- --quick] [--only=1,2] [--rounds=N] [--duration=S]
 //                [--logger=info|off] [--profile[=dir]] [--json=file] [--strict] [--no-pin]
 //
-// Runs each case side by side against its bare baseline, in alternating
-// rounds, and prints one table of medians and ratios. Ratios never fail the
+// Runs each case side by side against its bare baseline, in rounds (both
+// variants at once for the plain HTTP cases, one at a time in alternating
+// order for the others), and prints one table of medians and ratios. Ratios never fail the
 // run unless --strict is given: shared machines are noisy.
 import os from 'node:os'
 import { mkdirSync, writeFileSync } from 'node:fs'
