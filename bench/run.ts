@@ -3,8 +3,9 @@
 //
 // Runs each case side by side against its bare baseline, in rounds (both
 // variants at once for the plain HTTP cases, one at a time in alternating
-// order for the others), and prints one table of medians and ratios. Ratios never fail the
-// run unless --strict is given: shared machines are noisy.
+// order for the others), and prints one table of medians and ratios.
+// Ratios never fail the run unless --strict is given: shared machines are
+// noisy.
 import os from 'node:os'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'

@@ -80,8 +80,9 @@ export class Harness {
    * the same time, sharing the servers' core. What the machine does to one
    * run (steal time, a throttled or cache-cold core) it does to the other in
    * the same seconds, so each round's pair is alike and their ratio holds
-   * where runs in turn do not: an A/A pair of one app read within 2% of 1.00x CPU
-   * per request this way, against 0.88x-1.14x in turn, on the same host.
+   * where runs in turn do not: an A/A pair of one app read within 2% of
+   * 1.00x CPU per request this way, against 0.88x-1.14x in turn, on the
+   * same host.
    * Rates are each variant's under an equal share of the core: their ratio
    * is the inverse of the CPU ratio, and latencies include the wait for the
    * other server's turn.
