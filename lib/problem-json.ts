@@ -28,56 +28,16 @@ export function prepareProblemSerializer (): void {
       requestId: { type: 'string' },
       retryAfter: { type: 'integer' }
     },
-    additionalProperties: true
+    // Only the standard members ever reach it (a problem with others takes
+    // JSON.stringify): `true` made it walk every object's entries again
+    // looking for more, on every problem rendered.
+    additionalProperties: false
   })
 }
 
 function stringifyKnown (problem: Partial<ProblemDetails>): string {
-  return standardJson(problem) ?? compiledJson(problem)
-}
-
-function compiledJson (problem: Partial<ProblemDetails>): string {
   if (compiled === undefined) prepareProblemSerializer()
   return compiled!(problem)
-}
-
-/**
- * The standard members as JSON, written directly when each has its schema
- * type (as `problemHead` makes them): the compiled serializer's text, in its
- * member order, without its type dispatch per member nor its pass over the
- * object's entries for additional ones (issue 16: rendering was about 5% of
- * a thrown 404's server CPU). Undefined otherwise (a number for a request
- * id, from a custom `genReqId`): the compiled serializer coerces those.
- */
-function standardJson (problem: Partial<ProblemDetails>): string | undefined {
-  const { type, title, status, detail, instance, code, requestId, retryAfter } = problem
-  if (typeof type !== 'string' || typeof title !== 'string' || !Number.isInteger(status) || typeof detail !== 'string' ||
-    typeof code !== 'string' || !optionalString(instance) || !optionalString(requestId) ||
-    (retryAfter !== undefined && !Number.isInteger(retryAfter))) return undefined
-  let json = '{"type":' + jsonString(type) + ',"title":' + jsonString(title) + ',"status":' + String(status) + ',"detail":' + jsonString(detail)
-  if (instance !== undefined) json += ',"instance":' + jsonString(instance)
-  json += ',"code":' + jsonString(code)
-  if (requestId !== undefined) json += ',"requestId":' + jsonString(requestId)
-  if (retryAfter !== undefined) json += ',"retryAfter":' + String(retryAfter)
-  return json + '}'
-}
-
-function optionalString (value: unknown): boolean {
-  return value === undefined || typeof value === 'string'
-}
-
-// Up to this length a string is scanned by hand; past it, JSON.stringify escapes faster than a loop.
-const SCANNED = 64
-
-/** `text` as a JSON string, as JSON.stringify writes it: short ones that need no escape without the call. */
-function jsonString (text: string): string {
-  if (text.length > SCANNED) return JSON.stringify(text)
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    // Control characters, the quote, the backslash, and surrogates (a lone one is escaped).
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(text)
-  }
-  return '"' + text + '"'
 }
 
 // The members every problem has: rendered by the precompiled serializer.
@@ -97,10 +57,18 @@ export function stringifyProblem (problem: ProblemDetails): string {
   try {
     json = hasExtensions(problem) ? JSON.stringify(problem) : stringifyKnown(problem)
   } catch {
+    // The standard members alone; an integer member the serializer cannot
+    // write (NaN, Infinity, a word: it throws on those) is left out.
     const { type, title, status, detail, instance, code, requestId, retryAfter } = problem
-    json = stringifyKnown({ type, title, status, detail, instance, code, requestId, retryAfter })
+    json = stringifyKnown({ type, title, status: writableInteger(status), detail, instance, code, requestId, retryAfter: writableInteger(retryAfter) })
   }
   return escapeLineSeparators(json)
+}
+
+/** `value` when the compiled serializer can write it as an integer (it truncates numbers, reads strings and BigInts), else undefined. */
+function writableInteger (value: unknown): number | undefined {
+  const kind = typeof value
+  return (kind === 'number' || kind === 'string' || kind === 'bigint') && Number.isFinite(Math.trunc(Number(value))) ? value as number : undefined
 }
 
 /**

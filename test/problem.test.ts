@@ -108,7 +108,7 @@ t.test('stringifyProblem: one line of valid JSON, always', async t => {
   t.ok(validation instanceof ValidationError)
 })
 
-t.test('stringifyProblem: the standard members as JSON.stringify writes them, in their order; other types coerced as before', async t => {
+t.test('stringifyProblem: the standard members as JSON.stringify writes them, in their order; other types coerced, never a throw', async t => {
   const ORDER = ['type', 'title', 'status', 'detail', 'instance', 'code', 'requestId', 'retryAfter'] as const
   const oracle = (p: Record<string, unknown>): string => escapeLineSeparators(JSON.stringify(Object.fromEntries(ORDER.filter(k => p[k] !== undefined).map(k => [k, p[k]]))))
   const optional = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(arb, { nil: undefined })
@@ -116,13 +116,19 @@ t.test('stringifyProblem: the standard members as JSON.stringify writes them, in
     fc.record({ type: nastyString, title: nastyString, status: fc.integer({ min: 400, max: 599 }), detail: nastyString, instance: optional(nastyString), code: nastyString, requestId: optional(nastyString), retryAfter: optional(fc.nat()) }),
     problem => stringifyProblem(problem) === oracle(problem)
   ), { numRuns: RUNS })
-  t.pass('written directly, the same text for any strings (escapes, surrogates, separators, long ones)')
-  // A member of another type (a custom genReqId may return a number) takes
-  // the compiled serializer, which coerces as it always did.
+  t.pass('the same text for any strings (escapes, surrogates, separators, long ones)')
+  // Members of other types (a custom genReqId may return a number) are coerced.
   const base = toProblem(new NotFoundError('m'), { requestId: 'r' })
   t.equal(JSON.parse(stringifyProblem({ ...base, requestId: 42 as unknown as string })).requestId, '42', 'a number request id is written as a string')
   t.equal(JSON.parse(stringifyProblem({ ...base, retryAfter: 1.5 })).retryAfter, 1, 'a fractional retryAfter is truncated to an integer')
+  t.equal(JSON.parse(stringifyProblem({ ...base, status: '404' as unknown as number, retryAfter: 2n as unknown as number })).status, 404, 'an integer given as a string or a BigInt is written')
   t.equal(stringifyProblem(base), oracle(base as unknown as Record<string, unknown>))
+  // Integers the serializer cannot write: left out, never a throw (it threw here before).
+  const { status: _status, ...rest } = base
+  for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, 'soon', {}]) {
+    const json = stringifyProblem({ ...base, status: bad as number, retryAfter: bad as number })
+    t.strictSame(JSON.parse(json), rest, `status and retryAfter ${String(bad)}: left out, the other members kept`)
+  }
 })
 
 t.test('stringifyProblem: toJSON behaves as JSON says, and never breaks the line', async t => {

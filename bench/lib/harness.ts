@@ -1,5 +1,5 @@
 import { Server } from './child.js'
-import { VARIANTS, type Settings, type Variant } from './types.js'
+import { VARIANTS, type CpuSample, type Settings, type Variant } from './types.js'
 
 // The order of the two runs of a round, alternated round by round
 // (baseline first, then faultline first, ...): what one run leaves behind
@@ -7,6 +7,11 @@ import { VARIANTS, type Settings, type Variant } from './types.js'
 // falls on both variants alike, not always on faultline's.
 const BASELINE_FIRST = ['baseline', 'faultline'] as const
 const FAULTLINE_FIRST = ['faultline', 'baseline'] as const
+
+/** CPU time (user + system) a server spent between two samples, in microseconds. */
+function cpuSpent (before: CpuSample, after: CpuSample): number {
+  return after.user - before.user + after.system - before.system
+}
 
 export interface Measured<T> {
   value: T
@@ -69,7 +74,7 @@ export class Harness {
         const before = await server.cpu()
         const value = await once(server)
         const after = await server.cpu()
-        out[variant].push({ value, cpu: after.user - before.user + after.system - before.system })
+        out[variant].push({ value, cpu: cpuSpent(before, after) })
       }
     }
     return out
@@ -96,7 +101,7 @@ export class Harness {
       const values = await both(once)
       const after = await both(server => server.cpu())
       VARIANTS.forEach((variant, i) => {
-        out[variant].push({ value: values[i]!, cpu: after[i]!.user - before[i]!.user + after[i]!.system - before[i]!.system })
+        out[variant].push({ value: values[i]!, cpu: cpuSpent(before[i]!, after[i]!) })
       })
     }
     return out
