@@ -57,12 +57,28 @@ export function stringifyProblem (problem: ProblemDetails): string {
   try {
     json = hasExtensions(problem) ? JSON.stringify(problem) : stringifyKnown(problem)
   } catch {
-    // The standard members alone; an integer member the serializer cannot
-    // write (NaN, Infinity, a word: it throws on those) is left out.
+    // The standard members alone, each one the serializer cannot write
+    // without calling into it (an object, whose toString may throw; NaN,
+    // Infinity or a word for an integer) left out.
     const { type, title, status, detail, instance, code, requestId, retryAfter } = problem
-    json = stringifyKnown({ type, title, status: writableInteger(status), detail, instance, code, requestId, retryAfter: writableInteger(retryAfter) })
+    json = stringifyKnown({
+      type: writableString(type),
+      title: writableString(title),
+      status: writableInteger(status),
+      detail: writableString(detail),
+      instance: writableString(instance),
+      code: writableString(code),
+      requestId: writableString(requestId),
+      retryAfter: writableInteger(retryAfter)
+    })
   }
   return escapeLineSeparators(json)
+}
+
+/** `value` as a string member, when it is a primitive the serializer writes as text, else undefined. */
+function writableString (value: unknown): string | undefined {
+  const kind = typeof value
+  return kind === 'string' || kind === 'number' || kind === 'boolean' || kind === 'bigint' ? String(value) : undefined
 }
 
 /** `value` when the compiled serializer can write it as an integer (it truncates numbers, reads strings and BigInts), else undefined. */

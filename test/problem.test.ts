@@ -129,6 +129,11 @@ t.test('stringifyProblem: the standard members as JSON.stringify writes them, in
     const json = stringifyProblem({ ...base, status: bad as number, retryAfter: bad as number })
     t.strictSame(JSON.parse(json), rest, `status and retryAfter ${String(bad)}: left out, the other members kept`)
   }
+  const { title: _title, ...untitled } = base
+  for (const bad of [Object.create(null), { toString () { throw new Error('x') } }]) {
+    t.strictSame(JSON.parse(stringifyProblem({ ...base, title: bad as string })), untitled, 'a string member that is an object (no toString, or one that throws): left out')
+  }
+  t.equal(JSON.parse(stringifyProblem({ ...base, title: 7 as unknown as string, big: 1n as unknown })).title, '7', 'after a failure elsewhere, a number for a string member is still written as text')
 })
 
 t.test('stringifyProblem: toJSON behaves as JSON says, and never breaks the line', async t => {
