@@ -122,6 +122,9 @@ function notFoundCase (id: string, baseline: Baseline, logger: Logger, target: n
   }
 }
 
+/** The unexposed 500's route: a plain Error with internals in its message. */
+const unexposedRoute: Route = async () => { throw new Error('connect ECONNREFUSED 10.0.0.7:5432') }
+
 function unexposedCase (id: string, logger: Logger): Case {
   return {
     id,
@@ -130,7 +133,7 @@ function unexposedCase (id: string, logger: Logger): Case {
     async build (context) {
       const ctx = withLogger(context, logger)
       const app = ctx.variant === 'baseline' ? await peersApp(ctx) : await faultlineApp(ctx, 'all')
-      app.get('/boom', async () => { throw new Error('connect ECONNREFUSED 10.0.0.7:5432') })
+      app.get('/boom', unexposedRoute)
       return app
     },
     bench: h => httpRows(h, `${id} unexposed 500, ${LOGGER_LABEL[logger]}`, '/boom', 500, 1.0)
@@ -179,6 +182,60 @@ export const handWrittenCase: Case = {
   },
   bench: h => httpRows(h, '2j thrown 404 vs a hand-written problem+json handler, logger off', '/widgets/42', 404, undefined)
 }
+
+/**
+ * What the contract's pieces cost alone, without faultline's code: two
+ * diagnostic rows whose product is the least faultline's case 2o can cost
+ * over Fastify's default, whatever faultline's own machinery costs.
+ * Case 2t: Fastify's default handler, the route throwing a class of the
+ * taxonomy (NotFoundError, whose `status` Fastify reads) instead of an
+ * Error + statusCode: the typed fault alone (its constructor, its stack).
+ */
+export const typedFaultCost: Case = {
+  id: '2t',
+  title: 'diagnostic: a typed fault alone, logger off: Fastify\'s default handler answering a thrown Error + statusCode 404 vs the same handler answering a thrown NotFoundError (no faultline plugin, same peers)',
+  fullOnly: true,
+  requires: ['http'],
+  async build (context) {
+    const ctx = withLogger(context, 'off')
+    const app = await peersApp(ctx)
+    if (ctx.variant === 'baseline') {
+      app.get('/widgets/:id', NOT_FOUND_BASELINES.statusCode.route)
+    } else {
+      const { NotFoundError } = await loadFaultLib()
+      app.get('/widgets/:id', async (request) => { throw new NotFoundError(widget(request)) })
+    }
+    return app
+  },
+  bench: async h => (await httpRows(h, '2t a typed fault alone (Error + statusCode -> NotFoundError), Fastify\'s handler, logger off', '/widgets/42', 404, undefined)).map(r => ({ ...r, detail: true }))
+}
+
+/**
+ * Cases 2f and 3f: the problem+json answer alone, written by hand (case
+ * 2j's handler), against Fastify's default answer, for the same thrown
+ * Error + statusCode 404 (2f) or plain Error (3f): what the answer's
+ * members and request-id header cost, with no typed fault and no
+ * faultline code.
+ */
+function handWrittenAnswerCase (id: string, path: '/widgets/42' | '/boom', status: 404 | 500): Case {
+  return {
+    id,
+    title: `diagnostic: the problem+json answer alone, logger off: Fastify's default ${status} vs a hand-written problem+json setErrorHandler (no faultline plugin, same peers)`,
+    fullOnly: true,
+    requires: ['http'],
+    async build (context) {
+      const ctx = withLogger(context, 'off')
+      const app = await peersApp(ctx)
+      if (ctx.variant === 'faultline') app.setErrorHandler(handWrittenProblem)
+      if (status === 404) app.get('/widgets/:id', NOT_FOUND_BASELINES.statusCode.route)
+      else app.get('/boom', unexposedRoute)
+      return app
+    },
+    bench: async h => (await httpRows(h, `${id} the answer alone (Fastify's ${status} -> hand-written problem+json), logger off`, path, status, undefined)).map(r => ({ ...r, detail: true }))
+  }
+}
+
+export const answerCosts: readonly Case[] = [handWrittenAnswerCase('2f', '/widgets/42', 404), handWrittenAnswerCase('3f', '/boom', 500)]
 
 /**
  * Case 0, the noise floor: the same app as both variants (case 2o's

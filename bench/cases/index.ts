@@ -1,5 +1,5 @@
 import type { Case } from '../lib/types.js'
-import { sameAppCase, happyPath, happyPathPeers, errorPaths, websocketPeerCost, pluginsCost } from './http.js'
+import { sameAppCase, happyPath, happyPathPeers, errorPaths, typedFaultCost, answerCosts, websocketPeerCost, pluginsCost } from './http.js'
 import { happyPathOtel, happyPathOtelAll } from './otel.js'
 import { streams } from './stream.js'
 import { streamCompress } from './stream-compress.js'
@@ -12,7 +12,7 @@ import { detailsSweep } from './details.js'
 import { importTime } from './import.js'
 
 /** Every case, in table order. */
-export const CASES: readonly Case[] = [sameAppCase, happyPath, happyPathPeers, happyPathOtel, happyPathOtelAll, ...errorPaths, websocketPeerCost, pluginsCost, streams, streamCompress, sse, websocket, clientChurn, enqueue]
+export const CASES: readonly Case[] = [sameAppCase, happyPath, happyPathPeers, happyPathOtel, happyPathOtelAll, ...errorPaths, typedFaultCost, ...answerCosts, websocketPeerCost, pluginsCost, streams, streamCompress, sse, websocket, clientChurn, enqueue]
 
 // Cost as the work grows (issue 16): details size, per-connection memory, import time, after the others.
 ;(CASES as Case[]).push(detailsSweep, idleWebsocket, idleWebsocketHeartbeat, idleSse, importTime)
