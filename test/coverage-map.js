@@ -2,7 +2,7 @@
 // client/, otel/ and index.ts. Examples, benchmarks and test helpers are not
 // held to the bar.
 import { readdirSync } from 'node:fs'
-import { spawnSync } from 'node:child_process'
+import { inCI, redisAtHand } from './helpers/externals.js'
 
 // Lines only the BullMQ tests reach. Those tests need a Redis, which npm
 // cannot install: outside CI without one they skip with one line
@@ -10,19 +10,6 @@ import { spawnSync } from 'node:child_process'
 // fresh clone still passes `npm test`. Under CI=true, or with a Redis at
 // hand, they are held to it like every other file.
 const REDIS_ONLY = new Set(['lib/background-bullmq.ts', 'plugins/background.ts'])
-
-/** As helpers/external.ts's inCI: CI set to anything but empty, `0` or `false`. */
-function inCI () {
-  const ci = process.env.CI
-  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
-}
-
-/** As helpers/redis.ts finds one: REDIS_URL, else a redis-server (REDIS_SERVER or on PATH) that runs. */
-function redisAtHand () {
-  const url = process.env.REDIS_URL
-  if (url !== undefined && url !== '') return true
-  return spawnSync(process.env.REDIS_SERVER ?? 'redis-server', ['--version']).status === 0
-}
 
 const held = inCI() || redisAtHand()
 const files = ['index.ts']

@@ -1,4 +1,7 @@
 import type { Test } from 'tap'
+import { inCI } from './externals.js'
+
+export { inCI }
 
 // Tests that need something npm cannot install (a browser, a Redis server)
 // follow one rule: outside CI a missing one skips the file with ONE line that
@@ -10,12 +13,6 @@ import type { Test } from 'tap'
 /** Thrown by a setup when something outside npm is missing; the message says how to get it. */
 export class MissingExternalError extends Error {
   override name = 'MissingExternalError'
-}
-
-/** True when `CI` is set to anything but empty, `0` or `false` (what CI services and `.ci/run` set). */
-export function inCI (env: NodeJS.ProcessEnv = process.env): boolean {
-  const ci = env.CI
-  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
 }
 
 export interface Fixture<T> {

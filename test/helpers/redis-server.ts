@@ -1,9 +1,10 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import { redisServerBinary, redisServerRuns } from './externals.js'
 
 // Starts a throwaway `redis-server` on a free loopback port in a temp dir
 // (no persistence), for the BullMQ tests and the enqueue benchmark.
@@ -13,7 +14,7 @@ export interface RedisServer {
   stop: () => Promise<void>
 }
 
-const BINARY = process.env.REDIS_SERVER ?? 'redis-server'
+const BINARY = redisServerBinary()
 
 function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -47,7 +48,7 @@ export async function answers (url: string, timeoutMs: number): Promise<boolean>
 
 /** A running server, or why there is none. */
 export async function startRedisServer (): Promise<RedisServer | string> {
-  if (spawnSync(BINARY, ['--version']).status !== 0) return `no ${BINARY} on PATH and no REDIS_URL`
+  if (!redisServerRuns(BINARY)) return `no ${BINARY} on PATH and no REDIS_URL`
   const dir = mkdtempSync(join(tmpdir(), 'faultline-redis-'))
   // A free port can be taken between the probe and the bind: try a few.
   for (let attempt = 0; attempt < 3; attempt++) {
