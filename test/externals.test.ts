@@ -4,7 +4,7 @@ import t from 'tap'
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { redisAtHand, redisServerBinary, redisServerRuns } from './helpers/externals.js'
+import { redisAtHand, redisServerBinary, redisServerRuns, redisUrl } from './helpers/externals.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'faultline-externals-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -25,6 +25,12 @@ t.test('a binary counts when its --version exits 0', async t => {
   t.equal(redisServerRuns(script('ok', 'exit 0')), true)
   t.equal(redisServerRuns(script('broken', 'exit 1')), false)
   t.equal(redisServerRuns(join(dir, 'missing')), false)
+})
+
+t.test('REDIS_URL counts unless it is empty', async t => {
+  t.equal(redisUrl({}), undefined)
+  t.equal(redisUrl({ REDIS_URL: '' }), undefined)
+  t.equal(redisUrl({ REDIS_URL: 'redis://127.0.0.1:6390/2' }), 'redis://127.0.0.1:6390/2')
 })
 
 t.test('a Redis is at hand with REDIS_URL, or with a redis-server that runs', async t => {

@@ -28,6 +28,11 @@ async function httpRows (h: Harness, label: string, path: string, status: number
   ]
 }
 
+/** `httpRows` as detail rows: for the diagnostic cases, which explain a target row and have none of their own. */
+async function diagnosticRows (h: Harness, label: string, path: string, status: number): Promise<Row[]> {
+  return (await httpRows(h, label, path, status, undefined)).map(row => ({ ...row, detail: true }))
+}
+
 /** Bare Fastify with the peer plugins faultline registers (those whose faultline plugin is found). */
 async function peersApp (ctx: ServerContext, peers: { websocket?: boolean } = {}): Promise<FastifyInstance> {
   const plugins = await loadPlugins()
@@ -207,7 +212,7 @@ export const typedFaultCost: Case = {
     }
     return app
   },
-  bench: async h => (await httpRows(h, '2t a typed fault alone (Error + statusCode -> NotFoundError), Fastify\'s handler, logger off', '/widgets/42', 404, undefined)).map(r => ({ ...r, detail: true }))
+  bench: h => diagnosticRows(h, '2t a typed fault alone (Error + statusCode -> NotFoundError), Fastify\'s handler, logger off', '/widgets/42', 404)
 }
 
 /**
@@ -217,7 +222,8 @@ export const typedFaultCost: Case = {
  * members and request-id header cost, with no typed fault and no
  * faultline code.
  */
-function handWrittenAnswerCase (id: string, path: '/widgets/42' | '/boom', status: 404 | 500): Case {
+function handWrittenAnswerCase (id: string, status: 404 | 500): Case {
+  const path = status === 404 ? '/widgets/42' : '/boom'
   return {
     id,
     title: `diagnostic: the problem+json answer alone, logger off: Fastify's default ${status} vs a hand-written problem+json setErrorHandler (no faultline plugin, same peers)`,
@@ -231,11 +237,11 @@ function handWrittenAnswerCase (id: string, path: '/widgets/42' | '/boom', statu
       else app.get('/boom', unexposedRoute)
       return app
     },
-    bench: async h => (await httpRows(h, `${id} the answer alone (Fastify's ${status} -> hand-written problem+json), logger off`, path, status, undefined)).map(r => ({ ...r, detail: true }))
+    bench: h => diagnosticRows(h, `${id} the answer alone (Fastify's ${status} -> hand-written problem+json), logger off`, path, status)
   }
 }
 
-export const answerCosts: readonly Case[] = [handWrittenAnswerCase('2f', '/widgets/42', 404), handWrittenAnswerCase('3f', '/boom', 500)]
+export const answerCosts: readonly Case[] = [handWrittenAnswerCase('2f', 404), handWrittenAnswerCase('3f', 500)]
 
 /**
  * Case 0, the noise floor: the same app as both variants (case 2o's
@@ -283,7 +289,7 @@ export const websocketPeerCost: Case = {
     app.get('/widgets/:id', NOT_FOUND_BASELINES.statusCode.route)
     return app
   },
-  bench: async h => (await httpRows(h, '2w @fastify/websocket alone (without -> with), thrown 404, logger off', '/widgets/42', 404, undefined)).map(r => ({ ...r, detail: true }))
+  bench: h => diagnosticRows(h, '2w @fastify/websocket alone (without -> with), thrown 404, logger off', '/widgets/42', 404)
 }
 
 /**
@@ -309,5 +315,5 @@ export const pluginsCost: Case = {
     app.get('/widgets/:id', async (request) => { throw new NotFoundError(widget(request)) })
     return app
   },
-  bench: async h => (await httpRows(h, '2p faultlineHttp + peers -> every plugin, thrown 404, logger off', '/widgets/42', 404, undefined)).map(r => ({ ...r, detail: true }))
+  bench: h => diagnosticRows(h, '2p faultlineHttp + peers -> every plugin, thrown 404, logger off', '/widgets/42', 404)
 }

@@ -7,7 +7,7 @@ import type { Page } from 'playwright-core'
 import { clientApp } from '../helpers/client-app.js'
 import { external } from '../helpers/external.js'
 import { guardProcess } from '../helpers/guard.js'
-import { findChromium, launchChromium } from './browser.js'
+import { launchChromium } from './browser.js'
 
 guardProcess(t)
 const DIST = new URL('../../dist/', import.meta.url)
@@ -37,8 +37,7 @@ const pageErrors: string[] = []
 
 // Without a browser the file skips with one line outside CI and fails under CI=true.
 const browserPage = await external(t, 'the browser tests (test/e2e/client.test.ts)', async () => {
-  const executablePath = findChromium()
-  const browser = await launchChromium(executablePath)
+  const browser = await launchChromium()
   t.teardown(() => browser.close())
   const page = await browser.newPage()
   page.on('pageerror', err => { pageErrors.push(err.message) })

@@ -19,8 +19,13 @@ export function redisServerRuns (binary = redisServerBinary()) {
   return spawnSync(binary, ['--version']).status === 0
 }
 
+/** `REDIS_URL`, unless unset or empty: the Redis the BullMQ tests use instead of starting their own. */
+export function redisUrl (env = process.env) {
+  const url = env.REDIS_URL
+  return url === '' ? undefined : url
+}
+
 /** Whether the BullMQ tests have a Redis: `REDIS_URL`, else a redis-server that runs. */
 export function redisAtHand (env = process.env) {
-  const url = env.REDIS_URL
-  return (url !== undefined && url !== '') || redisServerRuns(redisServerBinary(env))
+  return redisUrl(env) !== undefined || redisServerRuns(redisServerBinary(env))
 }

@@ -1,6 +1,7 @@
 import type { Test } from 'tap'
 import { answers, startRedisServer } from './redis-server.js'
 import { external, MissingExternalError } from './external.js'
+import { redisUrl } from './externals.js'
 
 // A Redis for the BullMQ tests: REDIS_URL when set, else a `redis-server` of
 // our own on a free loopback port, stopped in teardown. Outside CI with
@@ -31,8 +32,8 @@ function connectionOf (url: string): TestRedis['connection'] {
  */
 export async function testRedis (t: Test): Promise<TestRedis | undefined> {
   const fixture = await external(t, 'the BullMQ tests', async () => {
-    const url = process.env.REDIS_URL
-    if (url !== undefined && url !== '') {
+    const url = redisUrl()
+    if (url !== undefined) {
       if (await answers(url, 3000)) return { connection: connectionOf(url), url }
       throw new MissingExternalError(`no Redis answers at REDIS_URL=${url}`)
     }
